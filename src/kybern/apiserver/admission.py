@@ -1,0 +1,103 @@
+"""The admission chain: checks that run after validation and before a write is stored.
+
+Each plugin may refuse a create, update or delete with a StatusError. This issue ships
+NamespaceLifecycle (Kubernetes' plugin of the same name); quota, service accounts, default
+tolerations and the rest plug into the same chain later.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from kybern.api import kinds
+from kybern.apiserver import errors, watchcache
+
+IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+class Plugin(Protocol):
+    async def on_create(self, info: kinds.ResourceInfo, obj: dict[str, Any]) -> None: ...
+
+    async def on_update(
+        self, info: kinds.ResourceInfo, new: dict[str, Any], old: dict[str, Any]
+    ) -> None: ...
+
+    async def on_delete(self, info: kinds.ResourceInfo, obj: dict[str, Any]) -> None: ...
+
+
+class Chain:
+    def __init__(self, plugins: list[Plugin]) -> None:
+        self.plugins = plugins
+
+    async def on_create(self, info: kinds.ResourceInfo, obj: dict[str, Any]) -> None:
+        for plugin in self.plugins:
+            await plugin.on_create(info, obj)
+
+    async def on_update(
+        self, info: kinds.ResourceInfo, new: dict[str, Any], old: dict[str, Any]
+    ) -> None:
+        for plugin in self.plugins:
+            await plugin.on_update(info, new, old)
+
+    async def on_delete(self, info: kinds.ResourceInfo, obj: dict[str, Any]) -> None:
+        for plugin in self.plugins:
+            await plugin.on_delete(info, obj)
+
+
+class NamespaceLifecycle:
+    """No new content in a missing or terminating namespace; system namespaces are immortal."""
+
+    def __init__(self, cache: watchcache.WatchCache) -> None:
+        self.cache = cache
+
+    async def on_create(self, info: kinds.ResourceInfo, obj: dict[str, Any]) -> None:
+        if not info.namespaced:
+            return
+        namespace = obj["metadata"].get("namespace", "")
+        await self.cache.sync()
+        ns = self.cache.resource("namespaces").objects.get(
+            watchcache.object_key("namespaces", "", namespace)
+        )
+        if ns is None:
+            raise errors.not_found("namespaces", namespace)
+        if (ns.get("status") or {}).get("phase") == "Terminating" or ns["metadata"].get(
+            "deletionTimestamp"
+        ):
+            raise errors.StatusError(
+                403,
+                "Forbidden",
+                f"{_what(info, obj)} is forbidden: unable to create new content in namespace "
+                f"{namespace} because it is being terminated",
+                details={
+                    "name": obj["metadata"].get("name", ""),
+                    "kind": info.plural,
+                    "causes": [
+                        {
+                            "reason": "NamespaceTerminating",
+                            "message": f"namespace {namespace} is being terminated",
+                            "field": "metadata.namespace",
+                        }
+                    ],
+                },
+            )
+
+    async def on_update(
+        self, info: kinds.ResourceInfo, new: dict[str, Any], old: dict[str, Any]
+    ) -> None:
+        return None
+
+    async def on_delete(self, info: kinds.ResourceInfo, obj: dict[str, Any]) -> None:
+        if info.kind == "Namespace" and obj["metadata"]["name"] in IMMORTAL_NAMESPACES:
+            raise errors.forbidden(
+                "namespaces", obj["metadata"]["name"], "", "this namespace may not be deleted"
+            )
+
+
+def _what(info: kinds.ResourceInfo, obj: dict[str, Any]) -> str:
+    resource = f"{info.plural}.{info.group}" if info.group else info.plural
+    return f'{resource} "{obj["metadata"].get("name", "")}"'
+
+
+def default_chain(cache: watchcache.WatchCache) -> Chain:
+    return Chain([NamespaceLifecycle(cache)])

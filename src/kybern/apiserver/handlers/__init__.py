@@ -1,0 +1,1 @@
+"""HTTP handlers, one module per verb; ``routing`` parses the path and picks one."""

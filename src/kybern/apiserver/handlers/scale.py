@@ -1,0 +1,92 @@
+"""The scale subresource (autoscaling/v1 Scale) of Deployments, ReplicaSets, StatefulSets and
+ReplicationControllers: GET, PUT and PATCH act on spec.replicas only."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from aiohttp import web
+
+from kybern.api import labels, kinds
+from kybern.apiserver import codec, errors, query, registry
+from kybern.apiserver.handlers import context, patch
+
+
+def to_scale(info: kinds.ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
+    meta = obj["metadata"]
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    selector = spec.get("selector") or {}
+    if info.kind == "ReplicationController":
+        selector_text = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+    else:
+        selector_text = str(labels.from_label_selector(selector)) if selector else ""
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta.get("namespace", ""),
+            "uid": meta.get("uid", ""),
+            "resourceVersion": meta.get("resourceVersion", ""),
+            "creationTimestamp": meta.get("creationTimestamp"),
+        },
+        "spec": {"replicas": int(spec.get("replicas", 0))},
+        "status": {"replicas": int(status.get("replicas", 0)), "selector": selector_text},
+    }
+
+
+def _replicas(scale: Any) -> int:
+    spec = scale.get("spec") if isinstance(scale, dict) else None
+    replicas = (spec or {}).get("replicas", 0)
+    if not isinstance(replicas, int) or isinstance(replicas, bool):
+        raise errors.bad_request("spec.replicas: the scale's replicas must be an integer")
+    if replicas < 0:
+        raise errors.StatusError(
+            422,
+            "Invalid",
+            f'Scale.autoscaling "{scale.get("metadata", {}).get("name", "")}" is invalid: spec.replicas: '
+            f"Invalid value: {replicas}: must be greater than or equal to 0",
+            details={
+                "causes": [
+                    {
+                        "reason": "FieldValueInvalid",
+                        "message": f"Invalid value: {replicas}: must be greater than or equal to 0",
+                        "field": "spec.replicas",
+                    }
+                ]
+            },
+        )
+    return replicas
+
+
+def _with_replicas(obj: dict[str, Any], scale: dict[str, Any]) -> dict[str, Any]:
+    new = copy.deepcopy(obj)
+    new.setdefault("spec", {})["replicas"] = _replicas(scale)
+    rv = (scale.get("metadata") or {}).get("resourceVersion")
+    new["metadata"]["resourceVersion"] = rv or obj["metadata"].get("resourceVersion")
+    return new
+
+
+async def handle(req: context.Request) -> web.StreamResponse:
+    info = req.info
+    if req.http.method == "GET":
+        obj = registry.to_version(info, await req.registry.get(info, req.namespace, req.name))
+        return codec.response(to_scale(info, obj))
+    if req.http.method == "PUT":
+        scale = await codec.read_object(req.http)
+        fn: registry.PatchFn = lambda obj: _with_replicas(obj, scale)
+    elif req.http.method == "PATCH":
+        content_type = codec.media_type(req.http)
+        body = codec.decode(await codec.read_body(req.http), content_type)
+        scale_patch = patch.patch_function(content_type, body)
+
+        def fn(obj: dict[str, Any]) -> dict[str, Any]:
+            return _with_replicas(obj, scale_patch(to_scale(info, obj)))
+    else:
+        raise errors.method_not_allowed()
+    updated = await req.registry.patch(
+        info, req.namespace, req.name, fn, dry_run=query.dry_run(req.query)
+    )
+    return codec.response(to_scale(info, registry.to_version(info, updated)))

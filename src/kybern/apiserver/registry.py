@@ -1,0 +1,320 @@
+"""The generic registry: Kubernetes object semantics over the revisioned store.
+
+One ``Registry`` serves every kind (Kubernetes' genericregistry.Store). Reads come from the
+watch cache after it has caught up with the store (consistent reads); writes run defaulting,
+the kind's strategy, validation and admission, then a compare-and-swap on the backend. Objects
+are kept in the resource's storage version and converted to the request's version at the edge.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from kybern.api import conversion, defaulting, kinds, validation
+from kybern.api import errors as api_errors
+from kybern.apiserver import admission, errors, strategy, watchcache
+from kybern.storage import backend as storage_backend
+from kybern.storage import errors as storage_errors
+
+PatchFn = Callable[[dict[str, Any]], dict[str, Any]]
+_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+_CREATE_ON_UPDATE = {"endpoints", "events", "limitranges", "leases"}
+_GUARANTEED_UPDATE_TRIES = 8
+
+
+def storage_key(info: kinds.ResourceInfo, namespace: str, name: str) -> str:
+    return watchcache.object_key(info.storage_resource, namespace if info.namespaced else "", name)
+
+
+def to_version(info: kinds.ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
+    """The stored object as the request's group-version sees it (shared when identical)."""
+    if obj.get("apiVersion") == info.api_version:
+        return obj
+    return conversion.convert(obj, info.api_version)
+
+
+def to_storage(info: kinds.ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
+    if info.api_version == info.storage_version:
+        return obj
+    return conversion.convert(obj, info.storage_version)
+
+
+def encode_for_storage(obj: dict[str, Any]) -> bytes:
+    meta = obj.get("metadata") or {}
+    if "resourceVersion" in meta:
+        obj = dict(obj, metadata={k: v for k, v in meta.items() if k != "resourceVersion"})
+    return orjson.dumps(obj)
+
+
+def revision_of(obj: dict[str, Any]) -> int:
+    return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
+
+
+@dataclass(slots=True)
+class DeleteResult:
+    obj: dict[str, Any]
+    deleted: bool  # False: still present (finalizers or graceful termination)
+
+
+class Registry:
+    """Object verbs for every kind, backed by one store and one watch cache."""
+
+    def __init__(
+        self,
+        *,
+        backend: storage_backend.Backend,
+        cache: watchcache.WatchCache,
+        admit: admission.Chain,
+    ) -> None:
+        self.backend = backend
+        self.cache = cache
+        self.admit = admit
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def get(self, info: kinds.ResourceInfo, namespace: str, name: str) -> dict[str, Any]:
+        await self.cache.sync()
+        return self.cached(info, namespace, name)
+
+    def cached(self, info: kinds.ResourceInfo, namespace: str, name: str) -> dict[str, Any]:
+        key = storage_key(info, namespace, name)
+        obj = self.cache.resource(info.storage_resource).objects.get(key)
+        if obj is None:
+            raise errors.not_found(info.plural, name, info.group)
+        return obj
+
+    # -- create ------------------------------------------------------------------------
+
+    async def create(
+        self, info: kinds.ResourceInfo, namespace: str, body: dict[str, Any], *, dry_run: bool
+    ) -> dict[str, Any]:
+        obj = copy.deepcopy(body)
+        meta = obj.setdefault("metadata", {})
+        if info.namespaced:
+            meta["namespace"] = namespace
+        else:
+            meta.pop("namespace", None)
+        defaulting.default(info.group, info.kind, obj)
+        strategy.prepare_for_create(info, obj)
+        generate = not meta.get("name") and bool(meta.get("generateName"))
+        for _ in range(3 if generate else 1):
+            if generate:
+                meta["name"] = meta["generateName"] + "".join(
+                    secrets.choice(_NAME_CHARS) for _ in range(5)
+                )
+            self._validate(info, validation.validate_create(info, obj), obj)
+            await self.admit.on_create(info, obj)
+            if dry_run:
+                return obj
+            try:
+                return await self._store_new(info, obj)
+            except storage_errors.KeyExists:
+                if not generate:
+                    raise errors.already_exists(
+                        info.plural, meta.get("name", ""), info.group
+                    ) from None
+        raise errors.StatusError(
+            409,
+            "AlreadyExists",
+            f"{info.plural} with generateName {meta['generateName']!r} exhausted retries",
+        )
+
+    async def _store_new(self, info: kinds.ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
+        stored = to_storage(info, obj)
+        key = storage_key(info, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        rev = await self.backend.create(key, encode_for_storage(stored))
+        obj["metadata"]["resourceVersion"] = str(rev)
+        return obj
+
+    # -- update ------------------------------------------------------------------------
+
+    async def update(
+        self,
+        info: kinds.ResourceInfo,
+        namespace: str,
+        name: str,
+        body: dict[str, Any],
+        *,
+        dry_run: bool,
+        subresource: str = "",
+    ) -> tuple[dict[str, Any], bool]:
+        """PUT: -> (object, created)."""
+        self._check_identity(info, namespace, name, body)
+        await self.cache.sync()
+        key = storage_key(info, namespace, name)
+        current = self.cache.resource(info.storage_resource).objects.get(key)
+        if current is None:
+            if info.plural in _CREATE_ON_UPDATE and not subresource:
+                body = dict(body, metadata={**body.get("metadata", {}), "name": name})
+                return await self.create(info, namespace, body, dry_run=dry_run), True
+            raise errors.not_found(info.plural, name, info.group)
+        requested = revision_of(body)
+        expected = requested or revision_of(current)
+        new = copy.deepcopy(body)
+        return await self._apply_update(
+            info, to_version(info, current), new, expected, dry_run, subresource
+        ), False
+
+    async def patch(
+        self,
+        info: kinds.ResourceInfo,
+        namespace: str,
+        name: str,
+        patch: PatchFn,
+        *,
+        dry_run: bool,
+        subresource: str = "",
+    ) -> dict[str, Any]:
+        """Apply `patch` to the current object; retried on a conflicting concurrent write
+        unless the patch itself pins a resourceVersion (Kubernetes' GuaranteedUpdate)."""
+        for _ in range(_GUARANTEED_UPDATE_TRIES):
+            current = to_version(info, await self.get(info, namespace, name))
+            new = patch(copy.deepcopy(current))
+            if not isinstance(new, dict):
+                raise errors.bad_request("the patched object is not a JSON object")
+            self._check_identity(info, namespace, name, new)
+            pinned = revision_of(new)
+            if pinned and pinned != revision_of(current):
+                raise errors.conflict(info.plural, name, info.group)
+            try:
+                return await self._apply_update(
+                    info, current, new, revision_of(current), dry_run, subresource
+                )
+            except errors.StatusError as exc:
+                if exc.reason != "Conflict" or pinned:
+                    raise
+        raise errors.conflict(info.plural, name, info.group)
+
+    async def _apply_update(
+        self,
+        info: kinds.ResourceInfo,
+        current: dict[str, Any],
+        new: dict[str, Any],
+        expected: int,
+        dry_run: bool,
+        subresource: str,
+    ) -> dict[str, Any]:
+        name = current["metadata"]["name"]
+        if expected != revision_of(current):
+            raise errors.conflict(info.plural, name, info.group)
+        new.setdefault("metadata", {})["namespace"] = current["metadata"].get("namespace")
+        if not info.namespaced:
+            new["metadata"].pop("namespace", None)
+        new["apiVersion"], new["kind"] = info.api_version, info.kind
+        if subresource == "status":
+            new = strategy.prepare_for_status_update(new, current)
+            causes = validation.validate_status_update(info, new, current)
+        elif subresource == "finalize":
+            new = strategy.prepare_for_finalize(new, current)
+            causes = validation.validate_update(info, new, current)
+        else:
+            defaulting.default(info.group, info.kind, new)
+            strategy.prepare_for_update(info, new, current)
+            causes = validation.validate_update(info, new, current)
+        self._validate(info, causes, new)
+        await self.admit.on_update(info, new, current)
+        if dry_run:
+            new["metadata"]["resourceVersion"] = current["metadata"].get("resourceVersion")
+            return new
+        if self._finalized(new):
+            return (await self.delete_now(info, new, expected)).obj
+        key = storage_key(info, current["metadata"].get("namespace", ""), name)
+        try:
+            rev = await self.backend.update(
+                key, encode_for_storage(to_storage(info, new)), expected
+            )
+        except storage_errors.Conflict:
+            raise errors.conflict(info.plural, name, info.group) from None
+        except storage_errors.NotFound:
+            raise errors.not_found(info.plural, name, info.group) from None
+        new["metadata"]["resourceVersion"] = str(rev)
+        return new
+
+    @staticmethod
+    def _finalized(obj: dict[str, Any]) -> bool:
+        """An object being deleted whose last finalizer is gone is deleted by the update."""
+        meta = obj["metadata"]
+        spec_finalizers = (obj.get("spec") or {}).get("finalizers") if obj.get("kind") == "Namespace" else None
+        return (
+            bool(meta.get("deletionTimestamp"))
+            and not meta.get("finalizers")
+            and not spec_finalizers
+            and meta.get("deletionGracePeriodSeconds", 0) == 0
+        )
+
+    def _check_identity(
+        self, info: kinds.ResourceInfo, namespace: str, name: str, body: dict[str, Any]
+    ) -> None:
+        meta = body.get("metadata")
+        if not isinstance(meta, dict):
+            raise errors.bad_request("metadata: the object has no metadata")
+        if meta.get("name") and meta["name"] != name:
+            raise errors.bad_request(
+                f"the name of the object ({meta['name']}) does not match the name on the URL ({name})"
+            )
+        if info.namespaced and meta.get("namespace") and meta["namespace"] != namespace:
+            raise errors.bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
+
+    @staticmethod
+    def _validate(
+        info: kinds.ResourceInfo, causes: list[api_errors.Cause], obj: dict[str, Any]
+    ) -> None:
+        if causes:
+            name = (obj.get("metadata") or {}).get("name") or ""
+            raise errors.invalid(info.kind, name, causes, info.group)
+
+    # -- delete ------------------------------------------------------------------------
+
+    async def delete_now(
+        self, info: kinds.ResourceInfo, obj: dict[str, Any], expected: int
+    ) -> DeleteResult:
+        meta = obj["metadata"]
+        key = storage_key(info, meta.get("namespace", ""), meta["name"])
+        try:
+            kv = await self.backend.delete(key, expected)
+        except storage_errors.Conflict:
+            raise errors.conflict(info.plural, meta["name"], info.group) from None
+        except storage_errors.NotFound:
+            raise errors.not_found(info.plural, meta["name"], info.group) from None
+        gone = to_version(info, watchcache.decode(kv))
+        return DeleteResult(gone, True)
+
+    async def system_update(
+        self, info: kinds.ResourceInfo, namespace: str, name: str, change: PatchFn, *, dry_run: bool
+    ) -> dict[str, Any]:
+        """A change the server makes on a client's behalf (pods/binding): `change` returns the
+        whole new object, stored as is with compare-and-swap, retried on conflicts."""
+        for _ in range(_GUARANTEED_UPDATE_TRIES):
+            current = to_version(info, await self.get(info, namespace, name))
+            new = change(copy.deepcopy(current))
+            if dry_run:
+                return new
+            try:
+                return await self.store_update(info, new, revision_of(current))
+            except errors.StatusError as exc:
+                if exc.reason != "Conflict":
+                    raise
+        raise errors.conflict(info.plural, name, info.group)
+
+    async def store_update(
+        self, info: kinds.ResourceInfo, obj: dict[str, Any], expected: int
+    ) -> dict[str, Any]:
+        """Write an object the server changed itself (deletion bookkeeping), CAS on expected."""
+        meta = obj["metadata"]
+        key = storage_key(info, meta.get("namespace", ""), meta["name"])
+        try:
+            rev = await self.backend.update(
+                key, encode_for_storage(to_storage(info, obj)), expected
+            )
+        except storage_errors.Conflict:
+            raise errors.conflict(info.plural, meta["name"], info.group) from None
+        obj["metadata"]["resourceVersion"] = str(rev)
+        return obj

@@ -1,0 +1,138 @@
+"""Resource paths: /api/v1/... and /apis/<group>/<version>/... parsed into a handler call.
+
+Kubernetes' path grammar:
+  <prefix>/[watch/]<resource>[/<name>[/<subresource>]]                   cluster scope, or all
+                                                                        namespaces for lists
+  <prefix>/[watch/]namespaces/<ns>/<resource>[/<name>[/<subresource>]]  namespaced
+  <prefix>/namespaces/<name>/(status|finalize)                          namespace subresources
+Every unknown group, version, resource or subresource is a 404 Status; a verb the resource
+does not serve is a 405.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from kybern.api import kinds
+from kybern.apiserver import codec, discovery, errors, registry
+from kybern.apiserver.handlers import binding, context, create, delete, get, patch, scale, update
+from kybern.apiserver.handlers import list as list_handler
+
+Handler = Callable[[context.Request], Awaitable[web.StreamResponse]]
+_NAMESPACE_SUBRESOURCES = ("status", "finalize")
+
+
+def parse(
+    reg: registry.Registry, request: web.Request, group: str, version: str, rest: list[str]
+) -> context.Request:
+    watch = bool(rest) and rest[0] == "watch"
+    if watch:
+        rest = rest[1:]
+    namespace = ""
+    if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] not in _NAMESPACE_SUBRESOURCES:
+        namespace, rest = rest[1], rest[2:]
+    if not rest or len(rest) > 3 or not all(rest):
+        raise errors.path_not_found(request.path)
+    plural, name = rest[0], rest[1] if len(rest) > 1 else ""
+    subresource = rest[2] if len(rest) > 2 else ""
+    info = kinds.lookup(group, version, plural)
+    if info is None and group == "" and plural == "bindings" and namespace:
+        info = kinds.lookup("", "v1", "pods")
+        subresource = "binding"
+    if info is None or (namespace and not info.namespaced):
+        raise errors.path_not_found(request.path)
+    if subresource and subresource not in info.subresources:
+        raise errors.path_not_found(request.path)
+    return context.Request(request, reg, info, namespace, name, subresource, watch)
+
+
+def pick(req: context.Request) -> Handler:
+    method = req.http.method
+    if req.subresource == "scale":
+        return scale.handle
+    if req.subresource == "binding":
+        return binding.handle
+    if req.subresource in ("status", "finalize"):
+        return _status_handler(method)
+    if req.subresource:
+        raise errors.StatusError(
+            404, "NotFound", f"the {req.subresource} subresource is not served by this server yet"
+        )
+    if not req.name:
+        handler = {"GET": list_handler.handle, "POST": create.handle, "DELETE": delete.handle_collection}.get(method)
+        verb = {"GET": "list", "POST": "create", "DELETE": "deletecollection"}.get(method, "")
+    else:
+        if req.watch:
+            handler, verb = _watch_one, "watch"
+        else:
+            handler = {"GET": get.handle, "PUT": update.handle, "PATCH": patch.handle, "DELETE": delete.handle}.get(method)
+            verb = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method, "")
+    if handler is None or verb not in req.info.verbs:
+        raise errors.method_not_allowed()
+    if req.info.namespaced and not req.namespace and (req.name or method != "GET"):
+        raise errors.path_not_found(req.http.path)
+    return handler
+
+
+def _status_handler(method: str) -> Handler:
+    handler = {"GET": get.handle, "PUT": update.handle, "PATCH": patch.handle}.get(method)
+    if handler is None:
+        raise errors.method_not_allowed()
+    return handler
+
+
+async def _watch_one(req: context.Request) -> web.StreamResponse:
+    """/watch/.../<name>: a watch of the collection narrowed to one name."""
+    selector = f"metadata.name={req.name}"
+    field_selector = req.http.query.get("fieldSelector")
+    query = dict(req.http.query, fieldSelector=f"{field_selector},{selector}" if field_selector else selector)
+    request = req.http.clone(rel_url=req.http.rel_url.with_query(query))
+    return await list_handler.handle(context.Request(request, req.registry, req.info, req.namespace, "", "", True))
+
+
+def discovery_for(request: web.Request, group: str, version: str) -> web.Response:
+    if kinds.resources_for(group, version):
+        return codec.raw_json(discovery.legacy_resource_list(group, version))
+    raise errors.path_not_found(request.path)
+
+
+async def core(request: web.Request) -> web.StreamResponse:
+    reg = request.app[context.REGISTRY]
+    tail = request.match_info.get("tail", "").strip("/")
+    parts = tail.split("/") if tail else []
+    if not parts:
+        return _discovery_root(request, core=True)
+    version, rest = parts[0], parts[1:]
+    if not rest:
+        return discovery_for(request, "", version)
+    if version != "v1":
+        raise errors.path_not_found(request.path)
+    req = parse(reg, request, "", version, rest)
+    return await pick(req)(req)
+
+
+async def groups(request: web.Request) -> web.StreamResponse:
+    reg = request.app[context.REGISTRY]
+    tail = request.match_info.get("tail", "").strip("/")
+    parts = tail.split("/") if tail else []
+    if not parts:
+        return _discovery_root(request, core=False)
+    group = parts[0]
+    if len(parts) == 1:
+        described = discovery.api_group(group)
+        if described is None:
+            raise errors.path_not_found(request.path)
+        return codec.response(described)
+    version, rest = parts[1], parts[2:]
+    if not rest:
+        return discovery_for(request, group, version)
+    req = parse(reg, request, group, version, rest)
+    return await pick(req)(req)
+
+
+def _discovery_root(request: web.Request, *, core: bool) -> web.Response:
+    if discovery.wants_aggregated(request.headers.get("Accept", "")):
+        return codec.raw_json(discovery.aggregated(core), content_type=discovery.AGGREGATED_TYPE)
+    return codec.raw_json(discovery.legacy_api() if core else discovery.legacy_apis())

@@ -1,0 +1,127 @@
+"""Per-kind write strategies: what the server itself sets on create, update and status update.
+
+Kubernetes' registry strategies (PrepareForCreate, PrepareForUpdate, the status strategy)
+decide which parts of a request the server keeps: system metadata is the server's, status is
+reset on create and preserved on a spec update, spec is preserved on a status update, and
+metadata.generation counts spec changes. These are pure functions over plain dicts.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import uuid
+from typing import Any
+
+from kybern.api import kinds
+
+# Kinds whose status a client may set on create (the kubelet registers a Node with status).
+_STATUS_ON_CREATE = {"Node", "Event", "PersistentVolume"}
+_INITIAL_STATUS: dict[str, dict[str, Any]] = {
+    "Pod": {"phase": "Pending"},
+    "PersistentVolumeClaim": {"phase": "Pending"},
+    "Namespace": {"phase": "Active"},
+    "Service": {"loadBalancer": {}},
+}
+# Kubernetes keeps these on a plain update; only the server changes them.
+_SYSTEM_META = (
+    "uid",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "generation",
+)
+
+
+def now_rfc3339() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def tracks_generation(info: kinds.ResourceInfo, obj: dict[str, Any]) -> bool:
+    return info.has_status or "spec" in obj
+
+
+def prepare_for_create(info: kinds.ResourceInfo, obj: dict[str, Any]) -> None:
+    meta = obj.setdefault("metadata", {})
+    meta["uid"] = str(uuid.uuid4())
+    meta["creationTimestamp"] = now_rfc3339()
+    for name in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
+        meta.pop(name, None)
+    if tracks_generation(info, obj):
+        meta["generation"] = 1
+    else:
+        meta.pop("generation", None)
+    if info.has_status and info.kind not in _STATUS_ON_CREATE:
+        status = copy.deepcopy(_INITIAL_STATUS.get(info.kind, {}))
+        if info.kind == "Pod":
+            status["qosClass"] = qos_class(obj.get("spec") or {})
+        if info.kind == "Namespace":
+            status = {"phase": "Active"}
+        obj["status"] = status
+
+
+def prepare_for_update(info: kinds.ResourceInfo, new: dict[str, Any], old: dict[str, Any]) -> None:
+    """A write to the main resource: status and system metadata stay the server's."""
+    meta = new.setdefault("metadata", {})
+    old_meta = old.get("metadata", {})
+    for name in _SYSTEM_META:
+        if name in ("uid", "creationTimestamp") and meta.get(name):
+            continue  # validation reports a changed value as immutable
+        if name in old_meta:
+            meta[name] = old_meta[name]
+        else:
+            meta.pop(name, None)
+    if info.has_status:
+        if "status" in old:
+            new["status"] = copy.deepcopy(old["status"])
+        else:
+            new.pop("status", None)
+    if info.kind == "Namespace":
+        # spec.finalizers only change through namespaces/<name>/finalize.
+        new.setdefault("spec", {})["finalizers"] = (old.get("spec") or {}).get("finalizers", [])
+    if tracks_generation(info, new) and _spec_changed(new, old):
+        meta["generation"] = int(old_meta.get("generation") or 0) + 1
+
+
+def prepare_for_status_update(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+    """A write to /status: only status comes from the request (and the request's
+    resourceVersion, which the caller uses as the precondition)."""
+    merged = copy.deepcopy(old)
+    if "status" in new:
+        merged["status"] = copy.deepcopy(new["status"])
+    else:
+        merged.pop("status", None)
+    return merged
+
+
+def prepare_for_finalize(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+    """namespaces/<name>/finalize: only spec.finalizers comes from the request."""
+    merged = copy.deepcopy(old)
+    finalizers = (new.get("spec") or {}).get("finalizers") or []
+    merged.setdefault("spec", {})["finalizers"] = finalizers
+    return merged
+
+
+def _spec_changed(new: dict[str, Any], old: dict[str, Any]) -> bool:
+    ignored = ("metadata", "status", "apiVersion", "kind")
+    keys = (set(new) | set(old)) - set(ignored)
+    return any(new.get(k) != old.get(k) for k in keys)
+
+
+def qos_class(spec: dict[str, Any]) -> str:
+    """Guaranteed, Burstable or BestEffort, from the containers' requests and limits."""
+    containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
+    requests_seen = False
+    guaranteed = True
+    for container in containers:
+        resources = container.get("resources") or {}
+        requests = resources.get("requests") or {}
+        limits = resources.get("limits") or {}
+        if requests or limits:
+            requests_seen = True
+        for name in ("cpu", "memory"):
+            if name not in limits or str(requests.get(name, limits[name])) != str(limits[name]):
+                guaranteed = False
+    if not requests_seen:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed and containers else "Burstable"

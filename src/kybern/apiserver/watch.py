@@ -1,0 +1,201 @@
+"""WATCH: newline-delimited JSON events streamed from the watch cache.
+
+A watch from resourceVersion N replays the cache's buffered events after N, then follows live
+events; when N is older than the buffer it follows the store's own watch (history from the
+store), and when the store has compacted N away the client gets an ERROR event with a 410
+Status so it re-lists. A watch without a resourceVersion (or "0") first sends the current
+objects as synthetic ADDED events. Each event is encoded once per API version and shared by
+every watcher of that version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from kybern.api import kinds
+from kybern.apiserver import errors, listing, query, registry, watchcache
+from kybern.storage import backend as storage_backend
+from kybern.storage import errors as storage_errors
+
+BOOKMARK_INTERVAL = 60.0
+DEFAULT_TIMEOUT = 1800
+WATCHER_CAPACITY = 10_000
+
+
+def encode_event(info: kinds.ResourceInfo, event: watchcache.CachedEvent) -> bytes:
+    cache_key = info.api_version
+    line = event.encoded.get(cache_key)
+    if line is None:
+        obj = registry.to_version(info, event.obj)
+        line = orjson.dumps({"type": event.type, "object": obj}) + b"\n"
+        event.encoded[cache_key] = line
+    return line
+
+
+def error_event(status: errors.StatusError) -> bytes:
+    return orjson.dumps({"type": "ERROR", "object": status.status()}) + b"\n"
+
+
+def bookmark(info: kinds.ResourceInfo, revision: int, *, initial_end: bool = False) -> bytes:
+    meta: dict[str, Any] = {"resourceVersion": str(revision)}
+    if initial_end:
+        meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+    obj = {"kind": info.kind, "apiVersion": info.api_version, "metadata": meta}
+    return orjson.dumps({"type": "BOOKMARK", "object": obj}) + b"\n"
+
+
+class WatchStream:
+    """One watch request: what to replay, then the live queue."""
+
+    def __init__(
+        self,
+        reg: registry.Registry,
+        info: kinds.ResourceInfo,
+        namespace: str,
+        opts: query.ListOptions,
+    ) -> None:
+        self.reg = reg
+        self.info = info
+        self.namespace = namespace if info.namespaced else ""
+        self.opts = opts
+        match = listing.matcher(info, opts.label_selector, opts.field_selector)
+        self.accept = listing.versioned_matcher(info, match)
+        self.resource = reg.cache.resource(info.storage_resource)
+        self.watcher = watchcache.Watcher(self.namespace, self.accept, WATCHER_CAPACITY)
+
+    def snapshot(self) -> list[watchcache.CachedEvent] | None:
+        """Register the watcher and return the events to send first, atomically (no await
+        in between, so no event is missed or sent twice). None: the cache's window is too
+        short for the requested resourceVersion."""
+        rv = self.opts.resource_version
+        if rv is None or rv == 0:
+            replay = self._initial_events()
+        else:
+            buffered = self.resource.events_after(rv)
+            if buffered is None:
+                return None
+            replay = [e for e in (watchcache.filter_event(ev, self.accept) for ev in buffered) if e]
+            replay = [e for e in replay if not self.namespace or e.namespace == self.namespace]
+        self.resource.watchers.add(self.watcher)
+        return replay
+
+    def _initial_events(self) -> list[watchcache.CachedEvent]:
+        prefix = watchcache.collection_prefix(self.info.storage_resource, self.namespace)
+        events = []
+        for key in self.resource.keys_in(prefix):
+            obj = self.resource.objects[key]
+            if self.accept(obj):
+                _, ns, _ = watchcache.split_key(key)
+                events.append(watchcache.CachedEvent(watchcache.ADDED, key, ns, obj, None, 0))
+        return events
+
+    def close(self) -> None:
+        self.resource.watchers.discard(self.watcher)
+
+
+async def serve(
+    request: web.Request,
+    reg: registry.Registry,
+    info: kinds.ResourceInfo,
+    namespace: str,
+    opts: query.ListOptions,
+) -> web.StreamResponse:
+    if opts.resource_version is None:
+        await reg.cache.sync()
+    elif opts.resource_version > 0:
+        await listing._wait(reg.cache, opts.resource_version)
+    stream = WatchStream(reg, info, namespace, opts)
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    response.enable_chunked_encoding()
+    timeout = opts.timeout_seconds or int(DEFAULT_TIMEOUT * (1 + random.random()))
+    replay = stream.snapshot()
+    await response.prepare(request)
+    try:
+        async with asyncio.timeout(timeout):
+            if replay is None:
+                await _follow_store(response, reg, info, stream)
+            else:
+                await _follow_cache(response, reg, info, stream, replay)
+    except (TimeoutError, ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        stream.close()
+    with contextlib.suppress(ConnectionResetError, RuntimeError):
+        await response.write_eof()
+    return response
+
+
+async def _follow_cache(
+    response: web.StreamResponse,
+    reg: registry.Registry,
+    info: kinds.ResourceInfo,
+    stream: WatchStream,
+    replay: list[watchcache.CachedEvent],
+) -> None:
+    for event in replay:
+        await response.write(encode_event(info, event))
+    if stream.opts.allow_bookmarks and stream.opts.send_initial_events:
+        await response.write(bookmark(info, reg.cache.revision, initial_end=True))
+    queue = stream.watcher.queue
+    while True:
+        try:
+            async with asyncio.timeout(BOOKMARK_INTERVAL):
+                event = await queue.get()
+        except TimeoutError:
+            if stream.opts.allow_bookmarks:
+                await response.write(bookmark(info, reg.cache.revision))
+            continue
+        if event is None:  # the cache ended this watcher (overflow or shutdown)
+            return
+        await response.write(encode_event(info, event))
+
+
+async def _follow_store(
+    response: web.StreamResponse,
+    reg: registry.Registry,
+    info: kinds.ResourceInfo,
+    stream: WatchStream,
+) -> None:
+    stream.close()
+    rv = stream.opts.resource_version or 0
+    prefix = watchcache.collection_prefix(info.storage_resource, stream.namespace)
+    events = reg.backend.watch(prefix, rv)
+    try:
+        async for event in _cached_events(events):
+            filtered = watchcache.filter_event(event, stream.accept)
+            if filtered is not None:
+                await response.write(encode_event(info, filtered))
+    except storage_errors.Compacted as exc:
+        await response.write(error_event(errors.from_exception(exc)))
+    finally:
+        with contextlib.suppress(Exception):
+            await events.aclose()  # type: ignore[attr-defined]
+
+
+async def _cached_events(
+    events: AsyncIterator[storage_backend.Event],
+) -> AsyncIterator[watchcache.CachedEvent]:
+    async for event in events:
+        _, namespace, _ = watchcache.split_key(event.kv.key)
+        prev = watchcache.decode(event.prev) if event.prev else None
+        if event.type is storage_backend.EventType.DELETE:
+            obj = watchcache.decode(event.prev or event.kv, event.revision)
+            yield watchcache.CachedEvent(
+                watchcache.DELETED, event.kv.key, namespace, obj, None, event.revision
+            )
+            continue
+        kind = (
+            watchcache.ADDED
+            if event.type is storage_backend.EventType.CREATE
+            else watchcache.MODIFIED
+        )
+        yield watchcache.CachedEvent(
+            kind, event.kv.key, namespace, watchcache.decode(event.kv), prev, event.revision
+        )

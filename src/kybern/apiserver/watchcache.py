@@ -1,0 +1,287 @@
+"""The watch cache: every stored object in memory, fed by one storage watch.
+
+The API server lists the whole ``/registry/`` prefix once at start, then follows one watch on
+the backend. Lists and gets are answered from here (after waiting until the cache has seen
+the store's current revision, which makes them consistent reads); watches replay recent events
+from a per-resource ring buffer and then follow live events. Each event is encoded once per
+API version and shared by every watcher of that version (kybern.apiserver.watch).
+
+Cached objects are shared and must be treated as immutable: copy before changing one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import collections
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from kybern.storage import backend as storage_backend
+from kybern.storage import errors as storage_errors
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/registry/"
+ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
+
+
+def object_key(resource: str, namespace: str, name: str) -> str:
+    """The storage key of an object: /registry/<resource>/[<namespace>/]<name>."""
+    if namespace:
+        return f"{PREFIX}{resource}/{namespace}/{name}"
+    return f"{PREFIX}{resource}/{name}"
+
+
+def collection_prefix(resource: str, namespace: str = "") -> str:
+    if namespace:
+        return f"{PREFIX}{resource}/{namespace}/"
+    return f"{PREFIX}{resource}/"
+
+
+def split_key(key: str) -> tuple[str, str, str]:
+    """-> (resource, namespace, name); namespace is '' for cluster-scoped keys."""
+    parts = key[len(PREFIX) :].split("/")
+    if len(parts) == 3:
+        return parts[0], parts[1], parts[2]
+    return parts[0], "", parts[-1]
+
+
+def decode(kv: storage_backend.KeyValue, revision: int | None = None) -> dict[str, Any]:
+    """A stored value as an object whose resourceVersion is its revision."""
+    obj: dict[str, Any] = orjson.loads(kv.value)
+    meta = obj.setdefault("metadata", {})
+    meta["resourceVersion"] = str(revision if revision is not None else kv.mod_revision)
+    return obj
+
+
+@dataclass(slots=True)
+class CachedEvent:
+    type: str
+    key: str
+    namespace: str
+    obj: dict[str, Any]
+    prev: dict[str, Any] | None
+    revision: int
+    encoded: dict[Any, bytes] = field(default_factory=dict)
+
+
+Matcher = Callable[[dict[str, Any]], bool]
+
+
+class Watcher:
+    """One client's watch: a bounded queue the cache pushes matching events into."""
+
+    def __init__(self, namespace: str, matches: Matcher, capacity: int) -> None:
+        self.namespace = namespace
+        self.matches = matches
+        self.queue: asyncio.Queue[CachedEvent | None] = asyncio.Queue()
+        self.capacity = capacity
+        self.overflowed = False
+
+    def offer(self, event: CachedEvent) -> None:
+        if self.overflowed:
+            return
+        if self.namespace and event.namespace != self.namespace:
+            return
+        filtered = filter_event(event, self.matches)
+        if filtered is None:
+            return
+        if self.queue.qsize() >= self.capacity:
+            # A watcher this far behind would hold memory without bound: end it, and the
+            # client re-lists (what Kubernetes does with a blocked watcher).
+            self.overflowed = True
+            self.queue.put_nowait(None)
+            return
+        self.queue.put_nowait(filtered)
+
+
+def filter_event(event: CachedEvent, matches: Matcher) -> CachedEvent | None:
+    """Apply a selector to an event as Kubernetes does: an object that stops matching is
+    DELETED for this watcher, one that starts matching is ADDED."""
+    now = matches(event.obj)
+    before = event.prev is not None and matches(event.prev)
+    if event.type == ADDED:
+        return event if now else None
+    if event.type == DELETED:
+        return event if now else None
+    if now and before:
+        return event
+    if now:
+        return CachedEvent(ADDED, event.key, event.namespace, event.obj, None, event.revision)
+    if before:
+        gone = dict(event.prev or {})
+        gone["metadata"] = dict(gone.get("metadata", {}), resourceVersion=str(event.revision))
+        return CachedEvent(DELETED, event.key, event.namespace, gone, None, event.revision)
+    return None
+
+
+class ResourceCache:
+    """The objects and recent events of one storage resource."""
+
+    def __init__(self, resource: str, start_revision: int, capacity: int) -> None:
+        self.resource = resource
+        self.objects: dict[str, dict[str, Any]] = {}
+        self._sorted: list[str] | None = None
+        self.events: collections.deque[CachedEvent] = collections.deque(maxlen=capacity)
+        # Every event with a revision above this is in `events`.
+        self.window_start = start_revision
+        self.last_change = 0
+        self.watchers: set[Watcher] = set()
+
+    def sorted_keys(self) -> list[str]:
+        if self._sorted is None:
+            self._sorted = sorted(self.objects)
+        return self._sorted
+
+    def keys_in(self, prefix: str, start_after: str = "") -> Iterator[str]:
+        keys = self.sorted_keys()
+        lo = (
+            bisect.bisect_right(keys, start_after)
+            if start_after > prefix
+            else bisect.bisect_left(keys, prefix)
+        )
+        for i in range(lo, len(keys)):
+            key = keys[i]
+            if not key.startswith(prefix):
+                return
+            yield key
+
+    def apply(self, event: CachedEvent) -> None:
+        if event.type == DELETED:
+            self.objects.pop(event.key, None)
+            self._sorted = None
+        else:
+            if event.key not in self.objects:
+                self._sorted = None
+            self.objects[event.key] = event.obj
+        if len(self.events) == self.events.maxlen:
+            self.window_start = self.events[0].revision
+        self.events.append(event)
+        self.last_change = event.revision
+        for watcher in tuple(self.watchers):
+            watcher.offer(event)
+
+    def events_after(self, revision: int) -> list[CachedEvent] | None:
+        """Buffered events newer than revision, or None when the window no longer covers it."""
+        if revision < self.window_start:
+            return None
+        if not self.events or self.events[-1].revision <= revision:
+            return []
+        idx = bisect.bisect_right([e.revision for e in self.events], revision)
+        return list(self.events)[idx:]
+
+
+class WatchCache:
+    """All resources' caches, kept in step with the backend by one watch task."""
+
+    def __init__(self, backend: storage_backend.Backend, *, capacity: int = 10_000) -> None:
+        self.backend = backend
+        self.capacity = capacity
+        self.revision = 0
+        self._resources: dict[str, ResourceCache] = {}
+        self._start_revision = 0
+        self._progress = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+
+    def resource(self, name: str) -> ResourceCache:
+        cache = self._resources.get(name)
+        if cache is None:
+            cache = ResourceCache(name, max(self.revision, self._start_revision), self.capacity)
+            self._resources[name] = cache
+        return cache
+
+    async def start(self) -> None:
+        result = await self.backend.list(PREFIX)
+        kvs = list(result.kvs)
+        while result.more:
+            result = await self.backend.list(PREFIX, rev=result.revision, start_after=kvs[-1].key)
+            kvs.extend(result.kvs)
+        self._start_revision = self.revision = result.revision
+        for kv in kvs:
+            resource, _, _ = split_key(kv.key)
+            self.resource(resource).objects[kv.key] = decode(kv)
+        self._task = asyncio.create_task(self._follow(), name="watch-cache")
+        self.ready.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for cache in self._resources.values():
+            for watcher in tuple(cache.watchers):
+                watcher.queue.put_nowait(None)
+
+    async def _follow(self) -> None:
+        while True:
+            try:
+                async for event in self.backend.watch(PREFIX, self.revision):
+                    self._apply(event)
+                    await self._notify()
+                return
+            except storage_errors.Compacted:
+                log.error("watch cache fell behind the store's compaction; re-listing")
+                await self._relist()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("watch cache: backend watch failed; restarting it")
+                await asyncio.sleep(0.1)
+
+    async def _relist(self) -> None:
+        result = await self.backend.list(PREFIX)
+        current = {kv.key: kv for kv in result.kvs}
+        for cache in self._resources.values():
+            cache.window_start = result.revision
+            cache.events.clear()
+            for watcher in tuple(cache.watchers):
+                watcher.overflowed = True
+                watcher.queue.put_nowait(None)
+            cache.objects.clear()
+            cache._sorted = None
+        for key, kv in current.items():
+            self.resource(split_key(key)[0]).objects[key] = decode(kv)
+        self.revision = result.revision
+
+    def _apply(self, event: storage_backend.Event) -> None:
+        resource, namespace, _ = split_key(event.kv.key)
+        revision = event.revision
+        if event.type is storage_backend.EventType.DELETE:
+            prev = event.prev or event.kv
+            obj = decode(prev, revision)
+            cached = CachedEvent(DELETED, event.kv.key, namespace, obj, None, revision)
+        else:
+            obj = decode(event.kv)
+            prev_obj = (
+                self._resources[resource].objects.get(event.kv.key)
+                if resource in self._resources
+                else None
+            )
+            kind = ADDED if event.type is storage_backend.EventType.CREATE else MODIFIED
+            cached = CachedEvent(kind, event.kv.key, namespace, obj, prev_obj, revision)
+        self.resource(resource).apply(cached)
+        self.revision = revision
+
+    async def _notify(self) -> None:
+        async with self._progress:
+            self._progress.notify_all()
+
+    async def wait_for(self, revision: int, timeout: float = 3.0) -> None:
+        """Wait until the cache has applied `revision` (a consistent read's precondition)."""
+        if self.revision >= revision:
+            return
+        async with asyncio.timeout(timeout), self._progress:
+            await self._progress.wait_for(lambda: self.revision >= revision)
+
+    async def sync(self) -> int:
+        """Wait for the store's current revision; returns it."""
+        current = self.backend.current_rev()
+        await self.wait_for(current)
+        return max(current, self.revision)
