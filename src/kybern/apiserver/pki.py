@@ -18,7 +18,9 @@ crypto): call it before the event loop serves, or from a thread.
 
 from __future__ import annotations
 
+import csv
 import datetime
+import io
 import ipaddress
 import os
 import secrets
@@ -160,11 +162,11 @@ def new_token() -> str:
 
 
 def format_token_line(*, token: str, user: str, uid: str, groups: Sequence[str]) -> str:
-    """One line of a static token file: ``token,user,uid,"group1,group2"``."""
-    fields = [token, user, uid]
-    if groups:
-        fields.append('"' + ",".join(groups) + '"')
-    return ",".join(fields) + "\n"
+    """One line of a static token file: ``token,user,uid,"group1,group2"`` (CSV-quoted)."""
+    fields = [token, user, uid, *([",".join(groups)] if groups else [])]
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(fields)
+    return out.getvalue()
 
 
 # --- SANs and node addresses -----------------------------------------------------------------

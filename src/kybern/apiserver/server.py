@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,10 +142,14 @@ def _listen(address: str, port: int) -> socket.socket:
 
 
 async def run(config: Config) -> None:
-    """Serve until cancelled."""
+    """Serve until SIGTERM/SIGINT or cancellation, then shut down cleanly."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     server = APIServer(config)
     await server.start()
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         await server.stop()

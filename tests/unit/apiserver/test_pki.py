@@ -267,3 +267,21 @@ Local:
             assert pki._resolve("slow.example", 0.05) == []
         finally:
             release.set()
+
+
+class TestTokenLines:
+    @pytest.mark.parametrize(
+        ("groups", "line"),
+        [
+            ([], "t,u,1\n"),
+            (["a"], "t,u,1,a\n"),
+            (["a", "b"], 't,u,1,"a,b"\n'),
+        ],
+    )
+    def test_format(self, groups: list[str], line: str) -> None:
+        assert pki.format_token_line(token="t", user="u", uid="1", groups=groups) == line
+
+    def test_round_trip_of_awkward_names(self) -> None:
+        line = pki.format_token_line(token="t", user='we"ird,name', uid="1", groups=["g1", "g2"])
+        user = authn.parse_token_file(line)["t"]
+        assert user == authn.UserInfo(name='we"ird,name', uid="1", groups=("g1", "g2"))
