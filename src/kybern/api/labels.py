@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kybern.api import errors
+from kybern.api import _label_parser, errors
 
 IN, NOT_IN = "in", "notin"
 EQUALS, DOUBLE_EQUALS, NOT_EQUALS = "=", "==", "!="
@@ -59,7 +59,6 @@ _LABEL_VALUE_MSG = (
 
 
 def _regex_error(msg: str, fmt: str, *examples: str) -> str:
-    shown = "".join(f"'{example}', " for example in examples)
     shown = " or ".join(f"'{example}', " for example in examples)
     prefix = f" (e.g. {shown}" if examples else " ("
     return f"{msg}{prefix}regex used for validation is '{fmt}')"
@@ -74,7 +73,9 @@ def validate_key(key: str) -> list[str]:
             "a qualified name " + _QUALIFIED_NAME_MSG, _QUALIFIED_NAME_FMT,
             "MyName", "my.name", "123-abc",
         )  # fmt: skip
-        return [detail + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"]
+        return [
+            detail + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
+        ]
     name = parts[-1]
     if len(parts) == 2:
         found += _validate_prefix(parts[0])
@@ -108,7 +109,9 @@ def validate_value(value: str) -> list[str]:
     if len(value) > 63:
         found.append("must be no more than 63 characters")
     if not _LABEL_VALUE.fullmatch(value):
-        found.append(_regex_error(_LABEL_VALUE_MSG, _LABEL_VALUE_FMT, "MyValue", "my_value", "12345"))
+        found.append(
+            _regex_error(_LABEL_VALUE_MSG, _LABEL_VALUE_FMT, "MyValue", "my_value", "12345")
+        )
     return found
 
 
@@ -211,7 +214,7 @@ def _arity_errors(operator: str, values: list[str]) -> list[str]:
                 detail = "for 'Gt', 'Lt' operators, the value must be an integer"
                 found.append(_invalid(f"values[{index}]", go_quote(value), detail))
         return found
-    if operator not in BINARY_OPERATORS + (EXISTS, DOES_NOT_EXIST):
+    if operator not in (*BINARY_OPERATORS, EXISTS, DOES_NOT_EXIST):
         allowed = ", ".join(go_quote(op) for op in (*BINARY_OPERATORS, EXISTS, DOES_NOT_EXIST))
         return [f"operator: Unsupported value: {go_quote(operator)}: supported values: {allowed}"]
     return []
@@ -291,7 +294,9 @@ def from_label_selector(label_selector: Mapping[str, Any] | None) -> Selector:
     match_labels = label_selector.get("matchLabels") or {}
     expressions = label_selector.get("matchExpressions") or []
     if not isinstance(match_labels, Mapping) or not isinstance(expressions, list):
-        raise errors.BadRequest("invalid label selector: matchLabels must be a map, matchExpressions a list")
+        raise errors.BadRequest(
+            "invalid label selector: matchLabels must be a map, matchExpressions a list"
+        )
     if not match_labels and not expressions:
         return _EVERYTHING
     reqs = [requirement(str(k), EQUALS, [_as_str(v)]) for k, v in match_labels.items()]
@@ -340,9 +345,13 @@ def to_label_selector(sel: Selector) -> dict[str, Any] | None:
 
 # --- the string parser ------------------------------------------------------------------
 
-from kybern.api import _selector_parser  # noqa: E402  (uses Requirement, defined above)
+
+def _key_error(key: str) -> str | None:
+    # The parser validates keys with a nil field path, hence Kubernetes' "<nil>" prefix.
+    found = validate_key(key)
+    return _invalid("<nil>", go_quote(key), "; ".join(found)) if found else None
 
 
 def parse(text: str) -> Selector:
     """Parse a ``labelSelector=`` string; raises :class:`errors.BadRequest` when invalid."""
-    return selector(_selector_parser.parse(text))
+    return selector(_label_parser.parse(text, make=requirement, key_error=_key_error))

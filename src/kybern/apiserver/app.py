@@ -95,9 +95,13 @@ async def status_errors(request: web.Request, handler: Handler) -> web.StreamRes
     except web.HTTPMethodNotAllowed:
         return _status_response(errors.method_not_allowed())
     except web.HTTPException as exc:
-        return _status_response(errors.StatusError(exc.status, exc.reason.replace(" ", ""), exc.text or exc.reason))
+        return _status_response(
+            errors.StatusError(exc.status, exc.reason.replace(" ", ""), exc.text or exc.reason)
+        )
     except TimeoutError:
-        return _status_response(errors.StatusError(504, "Timeout", "the request timed out waiting for storage"))
+        return _status_response(
+            errors.StatusError(504, "Timeout", "the request timed out waiting for storage")
+        )
     except ConnectionResetError:
         raise
     except Exception as exc:
@@ -106,7 +110,9 @@ async def status_errors(request: web.Request, handler: Handler) -> web.StreamRes
 
 
 def _status_response(exc: errors.StatusError) -> web.Response:
-    return web.Response(status=exc.code, body=orjson.dumps(exc.status()), content_type="application/json")
+    return web.Response(
+        status=exc.code, body=orjson.dumps(exc.status()), content_type="application/json"
+    )
 
 
 async def _version(request: web.Request) -> web.Response:
@@ -115,9 +121,13 @@ async def _version(request: web.Request) -> web.Response:
 
 async def _health(request: web.Request) -> web.Response:
     if not request.app[READY_KEY]():
-        return web.Response(status=500, text="[-]watch-cache failed: not ready\nhealthz check failed\n")
+        return web.Response(
+            status=500, text="[-]watch-cache failed: not ready\nhealthz check failed\n"
+        )
     if "verbose" in request.query:
-        return web.Response(text="[+]ping ok\n[+]etcd ok\n[+]watch-cache ok\nhealthz check passed\n")
+        return web.Response(
+            text="[+]ping ok\n[+]etcd ok\n[+]watch-cache ok\nhealthz check passed\n"
+        )
     return web.Response(text="ok")
 
 

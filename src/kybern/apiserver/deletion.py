@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kybern.api import kinds
-from kybern.apiserver import errors, query, registry, strategy
+from kybern.apiserver import errors, query, registry
 
 ORPHAN = "orphan"
 FOREGROUND = "foregroundDeletion"

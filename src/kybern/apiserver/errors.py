@@ -161,6 +161,9 @@ def from_exception(
         return invalid(exc.kind or kind, exc.name or name, exc.causes, group)
     if isinstance(exc, api_errors.BadRequest):
         return bad_request(str(exc))
+    if isinstance(exc, api_errors.APIError) and isinstance(getattr(exc, "code", None), int):
+        message = getattr(exc, "status_message", "") or str(exc)
+        return StatusError(exc.code, getattr(exc, "reason", "BadRequest"), message)  # type: ignore[attr-defined]
     if isinstance(exc, storage_errors.KeyExists):
         return already_exists(resource, name, group)
     if isinstance(exc, storage_errors.NotFound):
@@ -169,6 +172,8 @@ def from_exception(
         return conflict(resource, name, group)
     if isinstance(exc, storage_errors.Compacted):
         return gone(f"too old resource version: {exc.requested} ({exc.compacted})")
+    if isinstance(exc, TimeoutError):
+        return StatusError(504, "Timeout", "the request timed out waiting for the storage")
     if isinstance(exc, storage_errors.FutureRevision):
         return StatusError(
             504,

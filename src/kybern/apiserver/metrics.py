@@ -51,12 +51,16 @@ class Metrics:
         return prometheus_client.generate_latest(self.registry)
 
     async def handle(self, request: web.Request) -> web.Response:
-        return web.Response(body=self.exposition(), headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
+        return web.Response(
+            body=self.exposition(), headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST}
+        )
 
 
 def request_verb(request: web.Request, resource_path: tuple[str, str] | None) -> str:
     method = request.method
-    is_watch = request.query.get("watch") not in (None, "0", "false", "False") or "/watch/" in request.path
+    is_watch = (
+        request.query.get("watch") not in (None, "0", "false", "False") or "/watch/" in request.path
+    )
     if method == "GET":
         if is_watch:
             return "WATCH"
@@ -87,7 +91,9 @@ class TimedBackend:
     async def get(self, key: str, rev: int = 0) -> storage_backend.KeyValue:
         return await self._timed("get", self.inner.get(key, rev))  # type: ignore[no-any-return]
 
-    async def list(self, prefix: str, rev: int = 0, limit: int = 0, start_after: str = "") -> storage_backend.ListResult:
+    async def list(
+        self, prefix: str, rev: int = 0, limit: int = 0, start_after: str = ""
+    ) -> storage_backend.ListResult:
         return await self._timed("list", self.inner.list(prefix, rev, limit, start_after))  # type: ignore[no-any-return]
 
     async def update(self, key: str, value: bytes, expected_rev: int) -> int:

@@ -214,7 +214,7 @@ class Registry:
             new = strategy.prepare_for_finalize(new, current)
             causes = validation.validate_update(info, new, current)
         else:
-            defaulting.default(info.group, info.kind, new)
+            defaulting.default(info.group, info.kind, new, create=False)
             strategy.prepare_for_update(info, new, current)
             causes = validation.validate_update(info, new, current)
         self._validate(info, causes, new)
@@ -240,7 +240,9 @@ class Registry:
     def _finalized(obj: dict[str, Any]) -> bool:
         """An object being deleted whose last finalizer is gone is deleted by the update."""
         meta = obj["metadata"]
-        spec_finalizers = (obj.get("spec") or {}).get("finalizers") if obj.get("kind") == "Namespace" else None
+        spec_finalizers = (
+            (obj.get("spec") or {}).get("finalizers") if obj.get("kind") == "Namespace" else None
+        )
         return (
             bool(meta.get("deletionTimestamp"))
             and not meta.get("finalizers")

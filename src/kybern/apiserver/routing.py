@@ -61,14 +61,25 @@ def pick(req: context.Request) -> Handler:
             404, "NotFound", f"the {req.subresource} subresource is not served by this server yet"
         )
     if not req.name:
-        handler = {"GET": list_handler.handle, "POST": create.handle, "DELETE": delete.handle_collection}.get(method)
+        handler = {
+            "GET": list_handler.handle,
+            "POST": create.handle,
+            "DELETE": delete.handle_collection,
+        }.get(method)
         verb = {"GET": "list", "POST": "create", "DELETE": "deletecollection"}.get(method, "")
     else:
         if req.watch:
             handler, verb = _watch_one, "watch"
         else:
-            handler = {"GET": get.handle, "PUT": update.handle, "PATCH": patch.handle, "DELETE": delete.handle}.get(method)
-            verb = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method, "")
+            handler = {
+                "GET": get.handle,
+                "PUT": update.handle,
+                "PATCH": patch.handle,
+                "DELETE": delete.handle,
+            }.get(method)
+            verb = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(
+                method, ""
+            )
     if handler is None or verb not in req.info.verbs:
         raise errors.method_not_allowed()
     if req.info.namespaced and not req.namespace and (req.name or method != "GET"):
@@ -87,9 +98,13 @@ async def _watch_one(req: context.Request) -> web.StreamResponse:
     """/watch/.../<name>: a watch of the collection narrowed to one name."""
     selector = f"metadata.name={req.name}"
     field_selector = req.http.query.get("fieldSelector")
-    query = dict(req.http.query, fieldSelector=f"{field_selector},{selector}" if field_selector else selector)
+    query = dict(
+        req.http.query, fieldSelector=f"{field_selector},{selector}" if field_selector else selector
+    )
     request = req.http.clone(rel_url=req.http.rel_url.with_query(query))
-    return await list_handler.handle(context.Request(request, req.registry, req.info, req.namespace, "", "", True))
+    return await list_handler.handle(
+        context.Request(request, req.registry, req.info, req.namespace, "", "", True)
+    )
 
 
 def discovery_for(request: web.Request, group: str, version: str) -> web.Response:

@@ -18,7 +18,17 @@ from pathlib import Path
 from aiohttp import web
 
 from kybern.api import kinds
-from kybern.apiserver import admission, app, authn, errors, kubeconfig, metrics, pki, registry, watchcache
+from kybern.apiserver import (
+    admission,
+    app,
+    authn,
+    errors,
+    kubeconfig,
+    metrics,
+    pki,
+    registry,
+    watchcache,
+)
 from kybern.storage import backend as storage_backend
 from kybern.storage import open_backend
 
@@ -99,16 +109,26 @@ class APIServer:
                     raise
 
     async def _serve(self) -> None:
-        assert self.registry is not None and self.cache is not None
+        assert self.registry is not None
+        assert self.cache is not None
         authenticator = None
         ssl_context = None
         if self.config.tls:
-            extra = [self.config.bind_address] if self.config.bind_address not in ("", "0.0.0.0", "::") else []
-            self.pki = await asyncio.to_thread(pki.ensure_pki, data_dir=self.config.data_dir, extra_sans=extra)
+            extra = (
+                [self.config.bind_address]
+                if self.config.bind_address not in ("", "0.0.0.0", "::")
+                else []
+            )
+            self.pki = await asyncio.to_thread(
+                pki.ensure_pki, data_dir=self.config.data_dir, extra_sans=extra
+            )
             ssl_context = self.pki.server_ssl_context()
             authenticator = authn.Authenticator.from_pki(self.pki)
         application = app.build(
-            reg=self.registry, metrics_=self.metrics, authenticator=authenticator, ready=self.cache.ready.is_set
+            reg=self.registry,
+            metrics_=self.metrics,
+            authenticator=authenticator,
+            ready=self.cache.ready.is_set,
         )
         self._runner = web.AppRunner(application, access_log=None, handler_cancellation=True)
         await self._runner.setup()
@@ -118,7 +138,10 @@ class APIServer:
         await site.start()
         if self.pki is not None:
             await asyncio.to_thread(
-                kubeconfig.write_admin_kubeconfig, pki=self.pki, server_url=self.url, path=self.kubeconfig_path
+                kubeconfig.write_admin_kubeconfig,
+                pki=self.pki,
+                server_url=self.url,
+                path=self.kubeconfig_path,
             )
         log.info("kybern API server serving on %s (kubeconfig: %s)", self.url, self.kubeconfig_path)
 

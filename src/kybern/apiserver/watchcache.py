@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "/registry/"
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
+WAIT_TIMEOUT = 3.0
 
 
 def object_key(resource: str, namespace: str, name: str) -> str:
@@ -273,11 +274,12 @@ class WatchCache:
         async with self._progress:
             self._progress.notify_all()
 
-    async def wait_for(self, revision: int, timeout: float = 3.0) -> None:
-        """Wait until the cache has applied `revision` (a consistent read's precondition)."""
+    async def wait_for(self, revision: int) -> None:
+        """Wait until the cache has applied `revision` (a consistent read's precondition);
+        TimeoutError after WAIT_TIMEOUT seconds."""
         if self.revision >= revision:
             return
-        async with asyncio.timeout(timeout), self._progress:
+        async with asyncio.timeout(WAIT_TIMEOUT), self._progress:
             await self._progress.wait_for(lambda: self.revision >= revision)
 
     async def sync(self) -> int:

@@ -29,8 +29,12 @@ def _server_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
         default=None,
         help=f"state, PKI and kubeconfig directory (default: {server.default_data_dir()})",
     )
-    p.add_argument("--bind-address", default="127.0.0.1", help="address to serve HTTPS on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=6443, help="HTTPS port (default 6443; 0 picks a free one)")
+    p.add_argument(
+        "--bind-address", default="127.0.0.1", help="address to serve HTTPS on (default 127.0.0.1)"
+    )
+    p.add_argument(
+        "--port", type=int, default=6443, help="HTTPS port (default 6443; 0 picks a free one)"
+    )
     p.add_argument(
         "--datastore",
         default="",
@@ -57,7 +61,10 @@ def _run_server(args: argparse.Namespace) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             runner(server.run(config))
     except OSError as exc:
-        print(f"kybern server: cannot serve on {args.bind_address}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        print(
+            f"kybern server: cannot serve on {args.bind_address}:{args.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
         print("Pick another --port or stop the process that holds it.", file=sys.stderr)
         return 1
     except ValueError as exc:
@@ -67,7 +74,9 @@ def _run_server(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kybern", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="kybern", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _server_parser(sub)
     return parser

@@ -7,8 +7,8 @@ within either bound can resume instead of re-listing. The price is that the stor
 write of the last 5 minutes; under very heavy churn that, not the 10,000 revisions, bounds the
 file (a revisions-only window is ``window_seconds=0``).
 
-Revisions carry no timestamp on disk. ``RevisionClock`` remembers, in memory, about one
-(time, revision) mark per second of writes. After a restart it only knows that everything
+Revisions carry no timestamp on disk. ``RevisionClock`` remembers, in memory, about two
+(time, revision) marks per second of writes. After a restart it only knows that everything
 present was written before the restart, which errs on the side of keeping history.
 """
 
@@ -33,9 +33,13 @@ class RevisionClock:
     def note(self, now: float, rev: int) -> None:
         """Record that ``rev`` was committed at or before ``now``."""
         with self._lock:
-            self._latest = (now, rev)
-            if not self._marks or now - self._marks[-1][0] >= self._granularity:
-                self._marks.append((now, rev))
+            previous, self._latest = self._latest, (now, rev)
+            if self._marks and now - self._marks[-1][0] < self._granularity:
+                return
+            # Keep the last note of the closing period too: it is the best answer for it.
+            if previous is not None and (not self._marks or previous[1] > self._marks[-1][1]):
+                self._marks.append(previous)
+            self._marks.append((now, rev))
 
     def committed_by(self, cutoff: float) -> int:
         """The highest revision known to be committed at or before ``cutoff`` (0: none)."""

@@ -39,6 +39,7 @@ from kybern.storage import sqlite_writer as writer
 log = logging.getLogger(__name__)
 
 HISTORY_PAGE = 1000  # rows per read while a watcher catches up on history
+MAX_VACUUM_PAGES = 1024  # pages given back to the filesystem per compaction run (4 MiB)
 
 
 @dataclass(slots=True)
@@ -317,7 +318,8 @@ def _reclaim_space(batch: ops.Batch) -> None:
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
     surplus = free - pages // 8
     if surplus > 256:
-        conn.execute(f"PRAGMA incremental_vacuum({min(surplus, 4096)})").fetchall()
+        # executescript steps the pragma to completion; execute() would free a single page.
+        conn.executescript(f"PRAGMA incremental_vacuum({min(surplus, MAX_VACUUM_PAGES)});")
     _truncate_wal(conn)
 
 

@@ -107,16 +107,19 @@ def list_at(
 ) -> tuple[list[backend.KeyValue], bool]:
     """Live keys under ``prefix`` at ``rev`` after ``start_after``: (up to limit kvs, more)."""
     low, high = prefix_range(prefix)
-    where, params = _name_bounds("name", low, high)
+    where, params = _name_bounds("kv.name", low, high)
+    # Walk the (name, id) index in name order and keep each name's newest row <= rev: this
+    # streams, so a page stops after ``limit`` keys instead of grouping the whole range.
     sql = (
         "SELECT kv.id, kv.name, kv.create_revision, kv.value FROM kv"
-        " JOIN (SELECT MAX(id) AS id FROM kv"
-        f" WHERE {where} AND name > ? AND id <= ? GROUP BY name) AS latest ON kv.id = latest.id"
-        " WHERE kv.deleted = 0 ORDER BY kv.name LIMIT ?"
+        f" WHERE {where} AND kv.name > ? AND kv.id <= ? AND kv.deleted = 0"
+        " AND kv.id = (SELECT MAX(newer.id) FROM kv AS newer"
+        "              WHERE newer.name = kv.name AND newer.id <= ?)"
+        " ORDER BY kv.name LIMIT ?"
     )
     fetch = limit + 1 if limit > 0 else -1  # one extra row tells whether more remain
     with snapshot(conn, rev):
-        rows = conn.execute(sql, (*params, start_after, rev, fetch)).fetchall()
+        rows = conn.execute(sql, (*params, start_after, rev, rev, fetch)).fetchall()
     more = limit > 0 and len(rows) > limit
     kvs = [backend.KeyValue(name, value or b"", crev, mod) for mod, name, crev, value in rows]
     return (kvs[:limit] if more else kvs), more
@@ -127,7 +130,8 @@ def history(
 ) -> list[backend.Event]:
     """Events for keys under ``prefix`` with after < revision <= upto, oldest first."""
     low, high = prefix_range(prefix)
-    where, params = _name_bounds("kv.name", low, high)
+    # "+kv.name" keeps SQLite on the primary key: the revision range is the narrow one.
+    where, params = _name_bounds("+kv.name", low, high)
     sql = (
         "SELECT kv.id, kv.name, kv.created, kv.deleted, kv.create_revision, kv.value,"
         " kv.prev_revision, prev.value FROM kv LEFT JOIN kv AS prev ON prev.id = kv.prev_revision"

@@ -47,8 +47,17 @@ class ServerProcess:
             self.port = free_port()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir / "server.log"
-        args = [sys.executable, "-m", "kybern.cli.main", "server", "--data-dir", str(self.data_dir),
-                "--port", str(self.port), *self.extra_args]
+        args = [
+            sys.executable,
+            "-m",
+            "kybern.cli.main",
+            "server",
+            "--data-dir",
+            str(self.data_dir),
+            "--port",
+            str(self.port),
+            *self.extra_args,
+        ]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         self.wait_ready(timeout)
@@ -62,7 +71,9 @@ class ServerProcess:
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
-                raise RuntimeError(f"kybern server exited with {self.process.returncode}:\n{self.logs()}")
+                raise RuntimeError(
+                    f"kybern server exited with {self.process.returncode}:\n{self.logs()}"
+                )
             try:
                 with urllib.request.urlopen(f"{self.url}/readyz", context=context, timeout=1) as r:
                     if r.status == 200 and self.kubeconfig.exists():
@@ -73,7 +84,11 @@ class ServerProcess:
         raise TimeoutError(f"kybern server not ready within {timeout}s:\n{self.logs()}")
 
     def logs(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+        return (
+            self.log_path.read_text(errors="replace")
+            if self.log_path and self.log_path.exists()
+            else ""
+        )
 
     def kill(self) -> None:
         if self.process and self.process.poll() is None:

@@ -39,8 +39,9 @@ async def close(events: AsyncIterator[backend.Event]) -> None:
 
 
 async def wait_until(condition: Callable[[], bool]) -> None:
+    """For state that offers nothing to await (e.g. background compaction progress)."""
     async with asyncio.timeout(DEADLINE):
-        while not condition():
+        while not condition():  # noqa: ASYNC110 - no event to wait on; bounded by DEADLINE
             await asyncio.sleep(0.001)
 
 
@@ -90,9 +91,7 @@ class BackendContract:
         assert (await store.get("/t/a")).value == b"2"
         assert store.current_rev() == updated
 
-    async def test_update_of_missing_or_deleted_key_raises_not_found(
-        self, store: Backend
-    ) -> None:
+    async def test_update_of_missing_or_deleted_key_raises_not_found(self, store: Backend) -> None:
         with pytest.raises(errors.NotFound):
             await store.update("/t/missing", b"x", 1)
         rev = await store.create("/t/a", b"1")
@@ -100,9 +99,7 @@ class BackendContract:
         with pytest.raises(errors.NotFound):
             await store.update("/t/a", b"2", rev)
 
-    async def test_delete_returns_deleted_value_at_deletion_revision(
-        self, store: Backend
-    ) -> None:
+    async def test_delete_returns_deleted_value_at_deletion_revision(self, store: Backend) -> None:
         created = await store.create("/t/a", b"1")
         deleted = await store.delete("/t/a", created)
         assert deleted.key == "/t/a"
@@ -241,9 +238,7 @@ class BackendContract:
         assert result.revision == old
         assert result.kvs == [backend_kv("/l/a", b"1", a, a), backend_kv("/l/b", b"1", b, b)]
 
-    async def test_paged_list_at_fixed_revision_while_writes_continue(
-        self, store: Backend
-    ) -> None:
+    async def test_paged_list_at_fixed_revision_while_writes_continue(self, store: Backend) -> None:
         revs = {f"/p/{i:02}": await store.create(f"/p/{i:02}", b"0") for i in range(30)}
         first = await store.list("/p/", limit=7)
         expected = {kv.key: kv.value for kv in (await store.list("/p/", first.revision)).kvs}
@@ -283,12 +278,16 @@ class BackendContract:
         base = store.current_rev()
         total = 300
 
+        a_third_written = asyncio.Event()
+
         async def write() -> None:
             for i in range(total):
                 await store.create(f"/w/{i:04}", b"x")
+                if i == total // 3:
+                    a_third_written.set()
 
         writer = asyncio.create_task(write())
-        await wait_until(lambda: store.current_rev() >= base + total // 3)
+        await asyncio.wait_for(a_third_written.wait(), DEADLINE)
         start = store.current_rev()  # history up to here, live after, writes ongoing
         events = store.watch("/w/", start)
         try:
@@ -349,9 +348,7 @@ class BackendContract:
         finally:
             await close(replay_stream)
 
-    async def test_watch_from_current_revision_sees_only_new_events(
-        self, store: Backend
-    ) -> None:
+    async def test_watch_from_current_revision_sees_only_new_events(self, store: Backend) -> None:
         await store.create("/w/old", b"x")
         events = store.watch("/w/", store.current_rev())
         try:
@@ -384,9 +381,7 @@ class BackendContract:
         assert result.kvs == [backend_kv("/c/a", b"2", a1, a), backend_kv("/c/c", b"1", c, c)]
         assert await store.update("/c/a", b"3", a) > a
 
-    async def test_reads_below_compacted_revision_raise_compacted(
-        self, store: Backend
-    ) -> None:
+    async def test_reads_below_compacted_revision_raise_compacted(self, store: Backend) -> None:
         v1 = await store.create("/c/a", b"1")
         v2 = await store.update("/c/a", b"2", v1)
         v3 = await store.update("/c/a", b"3", v2)
@@ -406,9 +401,7 @@ class BackendContract:
         assert (await store.get("/c/a", v3)).value == b"3"
         assert [kv.value for kv in (await store.list("/c/", v3)).kvs] == [b"3"]
 
-    async def test_watch_from_compacted_revision_replays_what_follows(
-        self, store: Backend
-    ) -> None:
+    async def test_watch_from_compacted_revision_replays_what_follows(self, store: Backend) -> None:
         v1 = await store.create("/c/a", b"1")
         v2 = await store.update("/c/a", b"2", v1)
         v3 = await store.update("/c/a", b"3", v2)

@@ -8,7 +8,15 @@ Kubernetes does not run the Job defaults (backoffLimit, ...) on templates.
 from __future__ import annotations
 
 from kybern.api.defaulting import podspec
-from kybern.api.defaulting._util import Obj, child, ensure, items, path, setdefault, setdefault_empty
+from kybern.api.defaulting._util import (
+    Obj,
+    child,
+    ensure,
+    items,
+    path,
+    setdefault,
+    setdefault_empty,
+)
 
 MAX_INT32 = 2**31 - 1
 CONTROLLER_UID_LABELS = ("controller-uid", "batch.kubernetes.io/controller-uid")
@@ -26,9 +34,9 @@ def job(obj: Obj, create: bool) -> None:
     _job_spec(spec)
     labels = path(spec, "template", "metadata", "labels")
     metadata = ensure(obj, "metadata")
-    if template_had_labels and labels is not None and metadata is not None:
-        if not metadata.get("labels"):
-            metadata["labels"] = dict(labels)
+    copy_labels = template_had_labels and labels is not None and metadata is not None
+    if copy_labels and metadata is not None and labels is not None and not metadata.get("labels"):
+        metadata["labels"] = dict(labels)
     podspec.pod_template(child(spec, "template"))
 
 

@@ -2,4 +2,7 @@
 
 from __future__ import annotations
 
-DEFAULTERS: dict[tuple[str, str], object] = {}
+from collections.abc import Callable
+from typing import Any
+
+DEFAULTERS: dict[tuple[str, str], Callable[[dict[str, Any], bool], None]] = {}

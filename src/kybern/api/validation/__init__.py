@@ -1,6 +1,11 @@
 """Validation of API objects: the three entry points the API server calls.
 
-(Initial stub: rules are being filled in; the signatures are final.)
+Each runs, in order: the schema walk (typecheck: wrong JSON types raise errors.BadRequest as
+Kubernetes' decoder does; missing required fields become FieldValueRequired causes), the
+ObjectMeta rules (metadata.py) and the kind's semantic rules (one module per API group, looked
+up by the kind's schema name in ``RULES``). They return every cause found, deduplicated; an
+empty list means valid. The API server calls them after defaulting; the rules assume defaults
+were applied but do not fail when a defaulted field is absent.
 """
 
 from __future__ import annotations
@@ -8,24 +13,76 @@ from __future__ import annotations
 from typing import Any
 
 from kybern.api import errors, kinds
+from kybern.api.validation import (
+    apiextensions,
+    apps,
+    autoscaling,
+    batch,
+    common,
+    core,
+    core_resources,
+    events,
+    metadata,
+    networking,
+    policy,
+    rbac,
+    service,
+    typecheck,
+    workload_misc,
+)
+
+__all__ = ["RULES", "validate_create", "validate_status_update", "validate_update"]
+
+RULES: dict[str, common.KindRules] = {
+    **core.RULES,
+    **service.RULES,
+    **core_resources.RULES,
+    **events.RULES,
+    **apps.RULES,
+    **batch.RULES,
+    **autoscaling.RULES,
+    **networking.RULES,
+    **policy.RULES,
+    **rbac.RULES,
+    **apiextensions.RULES,
+    **workload_misc.RULES,
+}
+_NONE = common.KindRules()
 
 
 def validate_create(info: kinds.ResourceInfo, obj: dict[str, Any]) -> list[errors.Cause]:
     """Causes that make ``obj`` invalid for creation (empty when valid).
 
     Raises errors.BadRequest when a field has the wrong JSON type."""
-    return []
+    report = typecheck.check(info.schema, obj, kind=info.kind, version=info.version)
+    rules = RULES.get(info.schema, _NONE)
+    return common.dedupe([*metadata.validate(info, obj), *report.causes, *rules.create(obj)])
 
 
 def validate_update(
     info: kinds.ResourceInfo, new: dict[str, Any], old: dict[str, Any]
 ) -> list[errors.Cause]:
-    """Causes that make replacing ``old`` by ``new`` invalid."""
-    return []
+    """Causes that make replacing ``old`` by ``new`` invalid: every create rule on ``new``
+    plus the update rules (immutable fields). Raises errors.BadRequest like validate_create."""
+    report = typecheck.check(info.schema, new, kind=info.kind, version=info.version)
+    rules = RULES.get(info.schema, _NONE)
+    causes = [
+        *metadata.validate(info, new),
+        *metadata.validate_update(new, old),
+        *report.causes,
+        *rules.create(new),
+        *rules.update(new, old),
+    ]
+    return common.dedupe(causes)
 
 
 def validate_status_update(
     info: kinds.ResourceInfo, new: dict[str, Any], old: dict[str, Any]
 ) -> list[errors.Cause]:
-    """Causes that make a /status write invalid."""
-    return []
+    """Causes that make a /status write invalid: ObjectMeta update rules, required status
+    fields and the kind's status rules. Raises errors.BadRequest like validate_create."""
+    report = typecheck.check(info.schema, new, kind=info.kind, version=info.version)
+    rules = RULES.get(info.schema, _NONE)
+    status_required = [c for c in report.causes if c.field.startswith("status")]
+    causes = [*metadata.validate_update(new, old), *status_required, *rules.status(new, old)]
+    return common.dedupe(causes)

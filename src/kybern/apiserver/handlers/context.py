@@ -10,7 +10,6 @@ from aiohttp import web
 from kybern.api import kinds
 from kybern.apiserver import codec, errors, registry
 
-
 REGISTRY = web.AppKey("registry", registry.Registry)
 
 

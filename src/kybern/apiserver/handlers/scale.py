@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kybern.api import labels, kinds
+from kybern.api import kinds, labels
 from kybern.apiserver import codec, errors, query, registry
 from kybern.apiserver.handlers import context, patch
 
@@ -76,17 +76,21 @@ async def handle(req: context.Request) -> web.StreamResponse:
         return codec.response(to_scale(info, obj))
     if req.http.method == "PUT":
         scale = await codec.read_object(req.http)
-        fn: registry.PatchFn = lambda obj: _with_replicas(obj, scale)
+
+        def change(obj: dict[str, Any]) -> dict[str, Any]:
+            return _with_replicas(obj, scale)
+
     elif req.http.method == "PATCH":
         content_type = codec.media_type(req.http)
         body = codec.decode(await codec.read_body(req.http), content_type)
         scale_patch = patch.patch_function(content_type, body)
 
-        def fn(obj: dict[str, Any]) -> dict[str, Any]:
+        def change(obj: dict[str, Any]) -> dict[str, Any]:
             return _with_replicas(obj, scale_patch(to_scale(info, obj)))
+
     else:
         raise errors.method_not_allowed()
     updated = await req.registry.patch(
-        info, req.namespace, req.name, fn, dry_run=query.dry_run(req.query)
+        info, req.namespace, req.name, change, dry_run=query.dry_run(req.query)
     )
     return codec.response(to_scale(info, registry.to_version(info, updated)))
