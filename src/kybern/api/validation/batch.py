@@ -98,7 +98,7 @@ def cron_job_create(obj: common.Obj) -> common.Causes:
         out += common.non_negative(spec, field, "spec")
     job_template = spec.get("jobTemplate")
     if not isinstance(job_template, dict):
-        return out + [common.required("spec.jobTemplate")]
+        return [*out, common.required("spec.jobTemplate")]
     template_meta = common.as_dict(job_template.get("metadata"))
     out += common.labels(template_meta.get("labels"), "spec.jobTemplate.metadata.labels")
     return out + job_spec(common.as_dict(job_template.get("spec")), "spec.jobTemplate.spec")
@@ -130,10 +130,6 @@ def _schedule(spec: common.Obj) -> common.Causes:
         detail = f"unknown time zone {time_zone}"
         out.append(common.invalid("spec.timeZone", time_zone, detail))
     return out
-
-
-def cron_job_status(new: common.Obj, old: common.Obj) -> common.Causes:
-    return []
 
 
 RULES: dict[str, common.KindRules] = {
