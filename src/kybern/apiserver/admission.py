@@ -55,10 +55,10 @@ class NamespaceLifecycle:
         if not info.namespaced:
             return
         namespace = obj["metadata"].get("namespace", "")
-        await self.cache.sync()
-        ns = self.cache.resource("namespaces").objects.get(
-            watchcache.object_key("namespaces", "", namespace)
-        )
+        ns = self._namespace(namespace)
+        if ns is None:
+            await self.cache.sync()  # it may have been created a moment ago
+            ns = self._namespace(namespace)
         if ns is None:
             raise errors.not_found("namespaces", namespace)
         if (ns.get("status") or {}).get("phase") == "Terminating" or ns["metadata"].get(
@@ -81,6 +81,10 @@ class NamespaceLifecycle:
                     ],
                 },
             )
+
+    def _namespace(self, name: str) -> dict[str, Any] | None:
+        key = watchcache.object_key("namespaces", "", name)
+        return self.cache.resource("namespaces").objects.get(key)
 
     async def on_update(
         self, info: kinds.ResourceInfo, new: dict[str, Any], old: dict[str, Any]

@@ -94,8 +94,10 @@ class Registry:
     async def create(
         self, info: kinds.ResourceInfo, namespace: str, body: dict[str, Any], *, dry_run: bool
     ) -> dict[str, Any]:
-        obj = copy.deepcopy(body)
+        obj = body  # freshly decoded for this request: ours to change
         meta = obj.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise errors.bad_request("metadata: the object's metadata must be a JSON object")
         if info.namespaced:
             meta["namespace"] = namespace
         else:

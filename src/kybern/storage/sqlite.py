@@ -12,8 +12,14 @@ How the pieces fit (each in its own module):
   small chunks that go through the writer queue like any write, so writers never wait long.
 
 The API server is the only writer, so live watch events come straight from the writer in
-this process, never from polling the table. Nothing here blocks the event loop: all SQLite
+this process, never from polling the table; a ``<path>.lock`` file (flock) keeps a second
+process from opening the same database. Nothing here blocks the event loop: all SQLite
 calls happen on the writer thread or the read pool.
+
+Compaction keeps history that is younger than ``history_window_seconds`` OR within
+``history_window_revisions`` of the current revision (see ``compaction``), runs every
+``compact_interval`` seconds or after ``compact_every_writes`` writes, and then gives
+surplus free pages back and truncates the WAL.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ class _Running:
     readers: reads.Readers
     hub: watchhub.WatchHub
     compactor: asyncio.Task[None] | None
+    lock_fd: int  # holds <path>.lock for as long as the store is open
 
 
 class SQLiteBackend:
@@ -61,7 +68,7 @@ class SQLiteBackend:
         history_window_seconds: float = compaction.DEFAULT_WINDOW_SECONDS,
         history_window_revisions: int = compaction.DEFAULT_WINDOW_REVISIONS,
         clock: Callable[[], float] = time.monotonic,
-        compact_batch: int = 1000,
+        compact_batch: int = 500,
         compact_every_writes: int = 10_000,
         watch_queue_limit: int = watchhub.DEFAULT_QUEUE_LIMIT,
         read_threads: int = 4,
@@ -96,8 +103,13 @@ class SQLiteBackend:
     async def start(self) -> None:
         if self._state is not None or self._closed:
             raise RuntimeError("SQLiteBackend.start() called twice")
-        conn = await asyncio.to_thread(schema.open_writer, self.path)
-        stored = await asyncio.to_thread(schema.load_state, conn)
+        lock = await asyncio.to_thread(schema.lock_exclusive, self.path)
+        try:
+            conn = await asyncio.to_thread(schema.open_writer, self.path)
+            stored = await asyncio.to_thread(schema.load_state, conn)
+        except BaseException:
+            os.close(lock)
+            raise
         self._revclock.note(self._clock(), stored.current_rev)
         hub = watchhub.WatchHub(dispatched_rev=stored.current_rev, limit=self._watch_queue_limit)
         w = writer.Writer(
@@ -111,7 +123,7 @@ class SQLiteBackend:
         )
         w.start()
         readers = reads.Readers(self.path, threads=self._read_threads)
-        self._state = _Running(w, readers, hub, None)
+        self._state = _Running(w, readers, hub, None, lock)
         if self._compact_interval > 0:
             self._state.compactor = asyncio.create_task(self._compact_loop())
 
@@ -128,6 +140,7 @@ class SQLiteBackend:
         state.hub.close()
         await state.writer.stop()
         await asyncio.to_thread(state.readers.close)
+        os.close(state.lock_fd)
 
     async def __aenter__(self) -> SQLiteBackend:
         await self.start()
@@ -310,13 +323,15 @@ class SQLiteBackend:
 def _reclaim_space(batch: ops.Batch) -> None:
     """Writer thread, outside a transaction: give back surplus free pages, shrink the WAL.
 
-    Free pages are reused by later writes anyway, so only a large surplus (after a burst or
-    a mass delete) is returned to the filesystem, a bounded number of pages at a time.
+    Free pages are reused by later writes anyway (under steady churn, compaction frees about
+    what the next writes need), so free pages up to a quarter of the file are kept; only a
+    larger surplus (after a burst or a mass delete) goes back to the filesystem, a bounded
+    number of pages per run.
     """
     conn = batch.conn
     free = conn.execute("PRAGMA freelist_count").fetchone()[0]
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
-    surplus = free - pages // 8
+    surplus = free - pages // 4
     if surplus > 256:
         # executescript steps the pragma to completion; execute() would free a single page.
         conn.executescript(f"PRAGMA incremental_vacuum({min(surplus, MAX_VACUUM_PAGES)});")

@@ -18,6 +18,7 @@ rows. ``meta`` holds the compact revision, written in the same transaction as th
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 from dataclasses import dataclass
@@ -74,10 +75,26 @@ def connect(path: str) -> sqlite3.Connection:
     return conn
 
 
+def lock_exclusive(path: str) -> int:
+    """Create the parent directories and take ``<path>.lock``; returns the fd that holds it.
+
+    The writer keeps the current revision in memory, so a second process writing the same
+    file would hand out the same revisions: refuse to start instead. The kernel drops the
+    lock when the process dies, kill -9 included.
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RuntimeError(f"{path} is already open in another kybern store") from None
+    return fd
+
+
 def open_writer(path: str) -> sqlite3.Connection:
     """Open (creating if needed) the database and return the one connection allowed to write."""
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     conn = connect(path)
     # auto_vacuum only takes effect before the first table exists: new files get it, an old
     # file without it keeps working (free pages are still reused, just never given back).

@@ -160,7 +160,10 @@ class Writer:
         self.stats.commits += 1
         self.stats.ops += len(pending)
         self.stats.largest_batch = max(self.stats.largest_batch, len(pending))
-        self._on_commit(self.rev, written)
+        try:
+            self._on_commit(self.rev, written)
+        except Exception:  # bookkeeping only: the batch is durable, its callers must hear so
+            log.exception("sqlite writer on_commit hook failed")
         self._post(pending, outcomes, batch.events)
 
     @staticmethod

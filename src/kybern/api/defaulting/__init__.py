@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kybern.api.defaulting import apps, batch, core, groups
+from kybern.api.defaulting import apps, autoscaling, batch, core, groups
 
 Defaulter = Callable[[dict[str, Any], bool], None]
 
@@ -33,6 +33,7 @@ _DEFAULTERS: dict[tuple[str, str], Defaulter] = {
     **core.DEFAULTERS,
     **apps.DEFAULTERS,
     **batch.DEFAULTERS,
+    **autoscaling.DEFAULTERS,
     **groups.DEFAULTERS,
 }
 

@@ -102,6 +102,7 @@ def service(obj: Obj, create: bool) -> None:
         _service_ports(spec)
         _traffic_policies(spec)
         if create:
+            _cluster_ips(spec)
             _ip_families(spec)
     status = ensure(obj, "status")
     if status is not None:
@@ -149,6 +150,16 @@ def _ingress_ip_mode(status: Obj) -> None:
     for ingress in items(load_balancer, "ingress"):
         if ingress.get("ip"):
             setdefault(ingress, "ipMode", "VIP")
+
+
+def _cluster_ips(spec: Obj) -> None:
+    # The strategy's normalizeClusterIPs: clusterIP and clusterIPs[0] mirror each other.
+    cluster_ip, cluster_ips = spec.get("clusterIP"), spec.get("clusterIPs")
+    first = cluster_ips[0] if isinstance(cluster_ips, list) and cluster_ips else None
+    if isinstance(cluster_ip, str) and cluster_ip and not cluster_ips:
+        spec["clusterIPs"] = [cluster_ip]
+    elif not cluster_ip and isinstance(first, str):
+        spec["clusterIP"] = first
 
 
 def _ip_families(spec: Obj) -> None:

@@ -113,7 +113,7 @@ def _service_account_alias(spec: Obj) -> None:
 def _requests_from_limits(container_obj: Obj) -> None:
     resources = child(container_obj, "resources")
     limits = child(resources, "limits") if resources is not None else None
-    if resources is None or limits is None:
+    if resources is None or not limits:
         return
     requests = resources.get("requests")
     if requests is None:

@@ -19,16 +19,19 @@ from kybern.api.validation import (
     autoscaling,
     batch,
     common,
+    coordination,
     core,
     core_resources,
+    discovery,
     events,
     metadata,
     networking,
     policy,
     rbac,
+    scheduling,
     service,
+    storage,
     typecheck,
-    workload_misc,
 )
 
 __all__ = ["RULES", "validate_create", "validate_status_update", "validate_update"]
@@ -45,7 +48,10 @@ RULES: dict[str, common.KindRules] = {
     **policy.RULES,
     **rbac.RULES,
     **apiextensions.RULES,
-    **workload_misc.RULES,
+    **storage.RULES,
+    **scheduling.RULES,
+    **coordination.RULES,
+    **discovery.RULES,
 }
 _NONE = common.KindRules()
 

@@ -1,7 +1,0 @@
-"""Rules (being written)."""
-
-from __future__ import annotations
-
-from kybern.api.validation import common
-
-RULES: dict[str, common.KindRules] = {}

@@ -1,0 +1,1 @@
+"""Shared helpers for tests that drive a real ``kybern server`` subprocess."""
