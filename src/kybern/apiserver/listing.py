@@ -29,7 +29,10 @@ _EXPIRED = (
 def matcher(info: kinds.ResourceInfo, label_selector: str, field_selector: str) -> Matcher | None:
     """A predicate over objects in the request's version, or None when it selects all."""
     by_label = labels.parse(label_selector) if label_selector else None
-    by_field = fields.parse(field_selector) if field_selector else None
+    # Compiling per request refuses an unsupported field at once (400), even on empty lists.
+    by_field = (
+        fields.parse(field_selector).compile(info.group, info.kind) if field_selector else None
+    )
     if by_label is None and by_field is None:
         return None
 
@@ -38,7 +41,7 @@ def matcher(info: kinds.ResourceInfo, label_selector: str, field_selector: str) 
             (obj.get("metadata") or {}).get("labels") or {}
         ):
             return False
-        return by_field is None or by_field.matches(info.group, info.kind, obj)
+        return by_field is None or by_field(obj)
 
     return matches
 

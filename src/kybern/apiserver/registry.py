@@ -102,14 +102,16 @@ class Registry:
             meta["namespace"] = namespace
         else:
             meta.pop("namespace", None)
-        defaulting.default(info.group, info.kind, obj)
         strategy.prepare_for_create(info, obj)
-        generate = not meta.get("name") and bool(meta.get("generateName"))
+        generate = not meta.get("name") and isinstance(meta.get("generateName"), str)
         for _ in range(3 if generate else 1):
             if generate:
                 meta["name"] = meta["generateName"] + "".join(
                     secrets.choice(_NAME_CHARS) for _ in range(5)
                 )
+            # After name and uid: some defaults derive from them (a Job's selector, a
+            # namespace's name label).
+            defaulting.default(info.group, info.kind, obj)
             self._validate(info, validation.validate_create(info, obj), obj)
             await self.admit.on_create(info, obj)
             if dry_run:
@@ -211,6 +213,7 @@ class Registry:
         new["apiVersion"], new["kind"] = info.api_version, info.kind
         if subresource == "status":
             new = strategy.prepare_for_status_update(new, current)
+            defaulting.default(info.group, info.kind, new, create=False)
             causes = validation.validate_status_update(info, new, current)
         elif subresource == "finalize":
             new = strategy.prepare_for_finalize(new, current)

@@ -130,11 +130,13 @@ class APIServer:
             authenticator=authenticator,
             ready=self.cache.ready.is_set,
         )
-        self._runner = web.AppRunner(application, access_log=None, handler_cancellation=True)
+        self._runner = web.AppRunner(
+            application, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
+        )
         await self._runner.setup()
         sock = _listen(self.config.bind_address, self.config.port)
         self.port = sock.getsockname()[1]
-        site = web.SockSite(self._runner, sock, ssl_context=ssl_context, shutdown_timeout=1.0)
+        site = web.SockSite(self._runner, sock, ssl_context=ssl_context)
         await site.start()
         if self.pki is not None:
             await asyncio.to_thread(

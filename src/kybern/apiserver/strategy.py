@@ -17,12 +17,6 @@ from kybern.api import kinds
 
 # Kinds whose status a client may set on create (the kubelet registers a Node with status).
 _STATUS_ON_CREATE = {"Node", "Event", "PersistentVolume"}
-_INITIAL_STATUS: dict[str, dict[str, Any]] = {
-    "Pod": {"phase": "Pending"},
-    "PersistentVolumeClaim": {"phase": "Pending"},
-    "Namespace": {"phase": "Active"},
-    "Service": {"loadBalancer": {}},
-}
 # Kubernetes keeps these on a plain update; only the server changes them.
 _SYSTEM_META = (
     "uid",
@@ -52,12 +46,9 @@ def prepare_for_create(info: kinds.ResourceInfo, obj: dict[str, Any]) -> None:
     else:
         meta.pop("generation", None)
     if info.has_status and info.kind not in _STATUS_ON_CREATE:
-        status = copy.deepcopy(_INITIAL_STATUS.get(info.kind, {}))
-        if info.kind == "Pod":
-            status["qosClass"] = qos_class(obj.get("spec") or {})
-        if info.kind == "Namespace":
-            status = {"phase": "Active"}
-        obj["status"] = status
+        # Clients do not set status on create; defaulting then fills the initial one
+        # (a pod's phase and QoS class, a namespace's phase, ...).
+        obj["status"] = {}
 
 
 def prepare_for_update(info: kinds.ResourceInfo, new: dict[str, Any], old: dict[str, Any]) -> None:
@@ -65,8 +56,10 @@ def prepare_for_update(info: kinds.ResourceInfo, new: dict[str, Any], old: dict[
     meta = new.setdefault("metadata", {})
     old_meta = old.get("metadata", {})
     for name in _SYSTEM_META:
-        if name in ("uid", "creationTimestamp") and meta.get(name):
+        if name == "uid" and meta.get(name):
             continue  # validation reports a changed value as immutable
+        # creationTimestamp: Kubernetes ignores the client's value (clients re-serialise it,
+        # e.g. the Python client sends "+00:00" for "Z"), as BeforeUpdate does.
         if name in old_meta:
             meta[name] = old_meta[name]
         else:
@@ -106,22 +99,3 @@ def _spec_changed(new: dict[str, Any], old: dict[str, Any]) -> bool:
     ignored = ("metadata", "status", "apiVersion", "kind")
     keys = (set(new) | set(old)) - set(ignored)
     return any(new.get(k) != old.get(k) for k in keys)
-
-
-def qos_class(spec: dict[str, Any]) -> str:
-    """Guaranteed, Burstable or BestEffort, from the containers' requests and limits."""
-    containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
-    requests_seen = False
-    guaranteed = True
-    for container in containers:
-        resources = container.get("resources") or {}
-        requests = resources.get("requests") or {}
-        limits = resources.get("limits") or {}
-        if requests or limits:
-            requests_seen = True
-        for name in ("cpu", "memory"):
-            if name not in limits or str(requests.get(name, limits[name])) != str(limits[name]):
-                guaranteed = False
-    if not requests_seen:
-        return "BestEffort"
-    return "Guaranteed" if guaranteed and containers else "Burstable"
