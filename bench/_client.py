@@ -151,7 +151,7 @@ class WatchStream(asyncio.Protocol):
 
     Markers are the ``name`` values matched by ``pattern`` (group 1); the first arrival of each
     is kept in ``arrivals``. ``ready`` resolves when the response headers arrived, i.e. the
-    server has registered the watcher.
+    server has registered the watcher; ``complete`` is set once ``want`` markers arrived.
     """
 
     def __init__(self, pattern: re.Pattern[bytes]) -> None:
@@ -159,14 +159,14 @@ class WatchStream(asyncio.Protocol):
         self.arrivals: dict[bytes, float] = {}
         self.ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.want = 0
+        self.complete = asyncio.Event()
         self.transport: asyncio.Transport | None = None
         self._tail = b""
         self._headers_done = False
 
     @classmethod
-    async def open(
-        cls, creds: Credentials, path: str, pattern: re.Pattern[bytes]
-    ) -> WatchStream:
+    async def open(cls, creds: Credentials, path: str, pattern: re.Pattern[bytes]) -> WatchStream:
         loop = asyncio.get_running_loop()
         _, stream = await loop.create_connection(
             lambda: cls(pattern), creds.host, creds.port, ssl=creds.ssl_context
@@ -202,6 +202,8 @@ class WatchStream(asyncio.Protocol):
         for match in self.pattern.finditer(buf):
             self.arrivals.setdefault(match.group(1), now)
         self._tail = buf[-256:]
+        if self.want and len(self.arrivals) >= self.want:
+            self.complete.set()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.ready.done():

@@ -22,9 +22,7 @@ from kybern.testing import server_process
 
 
 def binary() -> str | None:
-    return shutil.which("etcd") or (
-        "/usr/bin/etcd" if Path("/usr/bin/etcd").exists() else None
-    )
+    return shutil.which("etcd") or ("/usr/bin/etcd" if Path("/usr/bin/etcd").exists() else None)
 
 
 def version() -> str:

@@ -32,10 +32,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import random
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -210,7 +208,7 @@ async def closed_loop(
             t0 = time.perf_counter()
             try:
                 await op(client, w, i)
-            except (aiohttp.ClientError, RuntimeError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError, RuntimeError) as exc:
                 run.record_error(exc)
                 continue
             finally:
@@ -265,7 +263,9 @@ class Bench:
 
         return op
 
-    async def fill(self, kind: str, ns: str, count: int, clients: list[aiohttp.ClientSession]) -> Run:
+    async def fill(
+        self, kind: str, ns: str, count: int, clients: list[aiohttp.ClientSession]
+    ) -> Run:
         await self.namespace(clients[0], ns)
         op = self.create_op(kind, ns, numbered=True)
         return await closed_loop(clients, op, pid=self.pid, total=count)
@@ -343,7 +343,9 @@ class Bench:
                     op = self.create_op(kind, ns)
                     run = await closed_loop(clients, op, pid=self.pid, seconds=seconds)
                 rows.append(run.row(kind=kind, clients=c))
-                progress(f"  -> {rate(run.throughput)}/s, p99 {ms(percentile(run.latencies, 0.99))} ms")
+                progress(
+                    f"  -> {rate(run.throughput)}/s, p99 {ms(percentile(run.latencies, 0.99))} ms"
+                )
         self.results["create"] = rows
         self.results["rss_after_creates"] = _client.rss_bytes(self.pid)
 
@@ -385,11 +387,17 @@ class Bench:
         pattern = re.compile(rb'"name":"(wm-\d+)"')
         async with sessions(self.creds, 1) as (writer,):
             await self.namespace(writer, ns)
-            streams = await open_watches(self.creds, f"{collection('ConfigMap', ns)}?watch=1", pattern, watchers)
+            streams = await open_watches(
+                self.creds, f"{collection('ConfigMap', ns)}?watch=1", pattern, watchers
+            )
             try:
                 with _client.CpuMeter(self.pid) as meter:
-                    sent, acked = await paced_creates(writer, collection("ConfigMap", ns), writes, pace)
-                    await wait_delivered(streams, writes, timeout=15)
+                    sent, acked = await paced_creates(
+                        writer, collection("ConfigMap", ns), writes, pace
+                    )
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(15):
+                            await wait_delivered(streams, writes)
             finally:
                 for s in streams:
                     s.close()
@@ -422,7 +430,9 @@ class Bench:
         progress(f"paced: {pace:g} writes/s for {seconds:g}s (create, update, delete)")
         ns = "paced"
         path = collection("ConfigMap", ns)
-        lag = int(pace / 3 * 0.5)  # update an object ~0.5 s after its create, delete it ~0.5 s later
+        lag = int(
+            pace / 3 * 0.5
+        )  # update an object ~0.5 s after its create, delete it ~0.5 s later
         rvs: dict[int, str] = {}
         async with _client.session(self.creds, connections=64) as client:
             await self.namespace(client, ns)
@@ -544,7 +554,9 @@ async def open_watches(
 ) -> list[_client.WatchStream]:
     streams: list[_client.WatchStream] = []
     for start in range(0, n, 50):  # batches: stay under the server's listen backlog
-        batch = [_client.WatchStream.open(creds, path, pattern) for _ in range(start, min(n, start + 50))]
+        batch = [
+            _client.WatchStream.open(creds, path, pattern) for _ in range(start, min(n, start + 50))
+        ]
         streams += await asyncio.gather(*batch)
     return streams
 
@@ -566,12 +578,13 @@ async def paced_creates(
     return sent, acked
 
 
-async def wait_delivered(streams: list[_client.WatchStream], writes: int, timeout: float) -> None:
-    deadline = time.perf_counter() + timeout
-    while time.perf_counter() < deadline:
-        if all(len(s.arrivals) >= writes for s in streams):
-            return
-        await asyncio.sleep(0.05)
+async def wait_delivered(streams: list[_client.WatchStream], writes: int) -> None:
+    """Return once every watcher saw every write (the caller bounds the wait)."""
+    for s in streams:
+        s.want = writes
+        if len(s.arrivals) >= writes:
+            s.complete.set()
+    await asyncio.gather(*(s.complete.wait() for s in streams))
 
 
 # -- etcd ---------------------------------------------------------------------------------------
@@ -692,7 +705,7 @@ def main() -> None:
     command = args.command or shlex.join(["python", "bench/bench_api.py", *sys.argv[1:]])
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="kybern-bench-api-") as tmp:
         if args.profile:
-            _profile.main(Path(tmp), plan, start_server, Bench)
+            _profile.main(Path(tmp), plan, sys.modules[__name__])
             return
         t0 = time.perf_counter()
         results = run_all(Path(tmp), plan)

@@ -60,16 +60,30 @@ class Case:
         return body
 
     def call(
-        self, client: kubernetes.client.ApiClient, verb: str, namespace: str, *args: Any, **kw: Any
+        self,
+        client: kubernetes.client.ApiClient,
+        verb: str,
+        namespace: str,
+        *,
+        name: str | None = None,
+        body: Any = None,
+        **kw: Any,
     ) -> Any:
+        """``verb`` ("create", "read", "list", "list_all", "replace", "patch", "delete", ...)
+        with the client's argument order: name, namespace, body."""
         api = getattr(kubernetes.client, self.api)(client)
         if self.namespaced and verb == "list_all":
             return getattr(api, f"list_{self.snake}_for_all_namespaces")(**kw)
         if verb == "list_all":
             verb = "list"
+        args = [a for a in (name,) if a is not None]
+        method = f"{verb}_{self.snake}"
         if self.namespaced:
-            return getattr(api, f"{verb}_namespaced_{self.snake}")(*args, namespace, **kw)
-        return getattr(api, f"{verb}_{self.snake}")(*args, **kw)
+            method = f"{verb}_namespaced_{self.snake}"
+            args.append(namespace)
+        if body is not None:
+            args.append(body)
+        return getattr(api, method)(*args, **kw)
 
 
 API_VERSIONS = {

@@ -38,7 +38,7 @@ def test_crud_every_kind(api_client: kubernetes.client.ApiClient, ns: str, case_
     name = object_name(case_id, ns)
     model = getattr(kubernetes.client, case.model)
 
-    created = case.call(api_client, "create", ns, case.manifest(name, ns))
+    created = case.call(api_client, "create", ns, body=case.manifest(name, ns))
     assert isinstance(created, model)
     assert created.metadata.name == name
     assert created.metadata.uid
@@ -46,7 +46,7 @@ def test_crud_every_kind(api_client: kubernetes.client.ApiClient, ns: str, case_
     assert created.metadata.namespace == (ns if case.namespaced else None)
     created_rv = _rv(created)
 
-    got = case.call(api_client, "read", ns, name)
+    got = case.call(api_client, "read", ns, name=name)
     assert isinstance(got, model)
     assert (got.metadata.uid, _rv(got)) == (created.metadata.uid, created_rv)
 
@@ -59,21 +59,20 @@ def test_crud_every_kind(api_client: kubernetes.client.ApiClient, ns: str, case_
 
     # replace: the object as the client modelled it, sent back with one more label
     got.metadata.labels = {**(got.metadata.labels or {}), "replaced": "yes"}
-    replaced = case.call(api_client, "replace", ns, name, got)
+    replaced = case.call(api_client, "replace", ns, name=name, body=got)
     assert isinstance(replaced, model)
     assert replaced.metadata.labels["replaced"] == "yes"
     assert _rv(replaced) > created_rv
     assert replaced.metadata.generation == created.metadata.generation  # metadata-only change
 
-    stale = _api_error(case.call, api_client, "replace", ns, name, got)  # got's rv is stale
+    stale = _api_error(case.call, api_client, "replace", ns, name=name, body=got)  # got's rv is stale
     assert (stale.status, stale.reason) == (409, "Conflict")
 
-    merged = case.call(
-        api_client, "patch", ns, name, {"metadata": {"labels": {"m": "1"}}}, _content_type=MERGE
-    )
+    labels = {"metadata": {"labels": {"m": "1"}}}
+    merged = case.call(api_client, "patch", ns, name=name, body=labels, _content_type=MERGE)
     assert merged.metadata.labels == {**replaced.metadata.labels, "m": "1"}
     ops = [{"op": "add", "path": "/metadata/annotations", "value": {"json": "patch"}}]
-    patched = case.call(api_client, "patch", ns, name, ops, _content_type=JSON_PATCH)
+    patched = case.call(api_client, "patch", ns, name=name, body=ops, _content_type=JSON_PATCH)
     assert patched.metadata.annotations == {"json": "patch"}
     assert _rv(patched) > _rv(merged) > _rv(replaced)
 
@@ -82,17 +81,17 @@ def test_crud_every_kind(api_client: kubernetes.client.ApiClient, ns: str, case_
         api_client,
         "patch",
         ns,
-        name,
-        {"metadata": {"labels": {"s": "1"}}},
+        name=name,
+        body={"metadata": {"labels": {"s": "1"}}},
         _content_type="application/strategic-merge-patch+json",
     )
     assert strategic.status == 415
 
-    case.call(api_client, "delete", ns, name)
+    case.call(api_client, "delete", ns, name=name)
     if case.kind == "Namespace":  # no namespace controller yet: it stays Terminating
-        gone = case.call(api_client, "read", ns, name)
+        gone = case.call(api_client, "read", ns, name=name)
         assert gone.status.phase == "Terminating"
         assert gone.metadata.deletion_timestamp is not None
         return
-    missing = _api_error(case.call, api_client, "read", ns, name)
+    missing = _api_error(case.call, api_client, "read", ns, name=name)
     assert missing.status == 404

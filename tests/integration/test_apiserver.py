@@ -81,7 +81,7 @@ async def test_label_selected_paging_and_exact_reads(client: Client) -> None:
 
 
 async def test_watch_reports_selector_transitions(client: Client) -> None:
-    code, listed = await client.get(CM)
+    _, listed = await client.get(CM)
     watch = await client.watch(
         CM, labelSelector="tier=web", resourceVersion=listed["metadata"]["resourceVersion"]
     )
@@ -323,3 +323,14 @@ async def test_unknown_paths_are_status_404(client: Client, path: str, code: int
     assert status == code
     assert body["kind"] == "Status"
     assert body["reason"] == "NotFound"
+
+
+async def test_long_lists_stream_as_valid_json(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kybern.apiserver import codec
+
+    monkeypatch.setattr(codec, "STREAM_ITEMS", 2)
+    await create_configmaps(client, 5)
+    code, listed = await client.get(CM)
+    assert code == 200
+    assert listed["kind"] == "ConfigMapList"
+    assert [i["metadata"]["name"] for i in listed["items"]] == [f"cm-{i:03d}" for i in range(5)]

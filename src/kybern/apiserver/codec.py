@@ -79,5 +79,26 @@ def response(obj: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(obj), status=status, content_type=JSON)
 
 
+STREAM_ITEMS = 500  # lists longer than this are written in chunks of this many items
+
+
+async def list_response(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    """A List object; a long one is streamed chunk by chunk instead of built as one string."""
+    items = body["items"]
+    if len(items) <= STREAM_ITEMS:
+        return response(body)
+    stream = web.StreamResponse(headers={"Content-Type": JSON})
+    stream.enable_chunked_encoding()
+    await stream.prepare(request)
+    head = orjson.dumps({k: v for k, v in body.items() if k != "items"})
+    await stream.write(head[:-1] + b',"items":[')
+    for start in range(0, len(items), STREAM_ITEMS):
+        chunk = orjson.dumps(items[start : start + STREAM_ITEMS])[1:-1]
+        await stream.write(chunk if start == 0 else b"," + chunk)
+    await stream.write(b"]}")
+    await stream.write_eof()
+    return stream
+
+
 def raw_json(body: bytes, status: int = 200, content_type: str = JSON) -> web.Response:
     return web.Response(body=body, status=status, headers={"Content-Type": content_type})

@@ -13,4 +13,4 @@ async def handle(req: context.Request) -> web.StreamResponse:
     if req.watch or opts.watch:
         return await watch.serve(req.http, req.registry, req.info, req.namespace, opts)
     body = await listing.list_objects(req.registry, req.info, req.namespace, opts)
-    return codec.response(body)
+    return await codec.list_response(req.http, body)
