@@ -104,14 +104,17 @@ def etcd_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         ratio = num(ours["ops/s"]) / num(put["ops/s"]) if ours else float("nan")
         rows.append(
             {
+                "kind": put["kind"],
                 "clients": put["clients"],
                 "value bytes": put["value bytes"],
                 "etcd puts/s": put["ops/s"],
                 "etcd p99 ms": put["p99 ms"],
-                f"kybern {put['kind']} creates/s": ours.get("ops/s", "-"),
+                "kybern creates/s": ours.get("ops/s", "-"),
+                "kybern p99 ms": ours.get("p99 ms", "-"),
                 "ratio": f"{ratio:.2f}",
                 "etcd CPU": put["server CPU"],
                 "client CPU": put["client CPU"],
+                "other CPU": put["other CPU"],
             }
         )
     return rows
@@ -131,7 +134,8 @@ def render(results: dict[str, Any], *, plan: Any, command: str, quick: bool) -> 
         f"etcd: {_etcd.version()}, single member, temp data dir, same machine, run after the "
         f"server stopped.  ",
         "CPU columns: cores used during the run (1.00 = one core) by the server process (all "
-        "threads) and by the load generator. On 2 cores the two compete.",
+        "threads), by the load generator, and by everything else on the machine (other work "
+        "sharing it; when that is high, the row is disturbed). On 2 cores they all compete.",
         "",
         "### Targets",
         "",

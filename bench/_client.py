@@ -114,25 +114,44 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all processes spent busy since boot (user, nice, system, irq, steal)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / _TICK
+
+
 @dataclass
 class CpuMeter:
-    """Wall time and CPU time (client = this process, server = ``pid``) of one scenario."""
+    """Wall time and CPU time of one scenario: client = this process, server = ``pid``,
+    other = everything else on the machine (other people's tests disturb the numbers)."""
 
     pid: int
     wall: float = 0.0
     client_cpu: float = 0.0
     server_cpu: float = 0.0
-    _start: tuple[float, float, float] = field(default=(0.0, 0.0, 0.0), repr=False)
+    other_cpu: float = 0.0
+    _start: tuple[float, ...] = field(default=(), repr=False)
 
     def __enter__(self) -> CpuMeter:
-        self._start = (time.perf_counter(), time.process_time(), process_cpu_seconds(self.pid))
+        self._start = self._sample()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        wall0, client0, server0 = self._start
-        self.wall = time.perf_counter() - wall0
-        self.client_cpu = time.process_time() - client0
-        self.server_cpu = process_cpu_seconds(self.pid) - server0
+        wall, client, server, busy = (
+            b - a for a, b in zip(self._start, self._sample(), strict=True)
+        )
+        self.wall, self.client_cpu, self.server_cpu = wall, client, server
+        self.other_cpu = max(0.0, busy - client - server)
+
+    def _sample(self) -> tuple[float, ...]:
+        return (
+            time.perf_counter(),
+            time.process_time(),
+            process_cpu_seconds(self.pid),
+            machine_busy_seconds(),
+        )
 
     def columns(self) -> dict[str, str]:
         """CPU in cores (1.00 = one core busy for the whole run)."""
@@ -140,6 +159,7 @@ class CpuMeter:
         return {
             "server CPU": f"{self.server_cpu / wall:.2f}",
             "client CPU": f"{self.client_cpu / wall:.2f}",
+            "other CPU": f"{self.other_cpu / wall:.2f}",
         }
 
 
@@ -182,8 +202,7 @@ class WatchStream(asyncio.Protocol):
         return stream
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
 
     def data_received(self, data: bytes) -> None:
         now = time.perf_counter()

@@ -679,7 +679,7 @@ def run_all(workdir: Path, plan: Plan) -> dict[str, Any]:
     try:
         bench = Bench(server, plan)
         results = run_loop(scenarios(bench))
-        stored = dict(bench.stored_size)
+        stored = {kind: bench.stored_size[kind] for kind in KINDS if kind in bench.stored_size}
         results["startup"] = startup
         results["server_log_tail"] = server.logs()[-2000:]
     finally:

@@ -11,6 +11,9 @@ Group order (``groups()``) follows the priorities kube-apiserver gives its built
 batch, networking.k8s.io, policy, rbac.authorization.k8s.io, storage.k8s.io,
 apiextensions.k8s.io, scheduling.k8s.io, coordination.k8s.io, discovery.k8s.io. Within a group
 the versions are listed preferred first (autoscaling: v2, v1), as /apis does.
+
+Not served (yet): the core ``bindings`` and ``componentstatuses`` resources (a pod is bound
+through ``pods/binding``), ``pods/proxy`` and the alpha ``pods/resize``.
 """
 
 from __future__ import annotations

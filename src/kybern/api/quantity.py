@@ -10,6 +10,7 @@ the same messages. Values finer than one nano-unit are rounded up to it, as Kube
 from __future__ import annotations
 
 import decimal
+import functools
 import re
 from decimal import Decimal
 
@@ -53,6 +54,13 @@ def parse_with_format(text: str | int | float) -> tuple[Decimal, str]:
         raise QuantityError(FORMAT_WRONG)
     if not isinstance(text, str):
         text = repr(text) if isinstance(text, float) else str(text)
+    return _parse_text(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_text(text: str) -> tuple[Decimal, str]:
+    """Parse one quantity string (cached: the same few quantities recur on every write;
+    the result is immutable). Errors are not cached, they are raised each time."""
     if not text:
         raise QuantityError(FORMAT_WRONG)
     match = _SPLIT.fullmatch(text)

@@ -21,8 +21,20 @@ from kybern.apiserver import errors, query, registry
 ORPHAN = "orphan"
 FOREGROUND = "foregroundDeletion"
 _POLICIES = ("Orphan", "Background", "Foreground")
-# Kinds whose DELETE answers with the object itself rather than a Success Status.
-_RETURNS_OBJECT = {"pods", "namespaces", "services", "customresourcedefinitions"}
+# Kinds whose DELETE answers with the object itself rather than a Success Status (the stores
+# with ReturnDeletedObject; the official clients' delete methods decode these as the kind).
+_RETURNS_OBJECT = {
+    "pods",
+    "namespaces",
+    "services",
+    "customresourcedefinitions",
+    "persistentvolumes",
+    "persistentvolumeclaims",
+    "podtemplates",
+    "resourcequotas",
+    "serviceaccounts",
+    "storageclasses",
+}
 
 
 @dataclass(frozen=True, slots=True)

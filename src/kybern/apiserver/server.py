@@ -52,6 +52,7 @@ class Config:
     watch_cache_capacity: int = 10_000
     history_window_seconds: float | None = None
     history_window_revisions: int | None = None
+    compact_interval_seconds: float | None = None  # None: the backend's default
 
     def datastore_url(self) -> str:
         return self.datastore or f"sqlite://{self.data_dir / 'db' / 'state.db'}"
@@ -83,6 +84,8 @@ class APIServer:
             options["history_window_seconds"] = self.config.history_window_seconds
         if self.config.history_window_revisions is not None:
             options["history_window_revisions"] = self.config.history_window_revisions
+        if self.config.compact_interval_seconds is not None:
+            options["compact_interval"] = self.config.compact_interval_seconds
         raw = open_backend(self.config.datastore_url(), **options)
         await raw.start()
         self.backend = metrics.TimedBackend(raw, self.metrics)  # type: ignore[assignment]

@@ -8,6 +8,7 @@ import contextlib
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from kybern.apiserver import server
 
@@ -41,7 +42,20 @@ def _server_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
         help="storage URL: sqlite:///path/state.db (default: sqlite in <data-dir>/db/state.db)",
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    _tuning_flags(p)
     p.set_defaults(func=_run_server)
+
+
+def _tuning_flags(p: argparse.ArgumentParser) -> None:
+    """Hidden flags for tests and benchmarks that need a short history (410 Gone paths):
+    --storage-history-revisions N   keep only the last N revisions (no time window)
+    --storage-compact-interval S    run background compaction every S seconds (default 30)
+    --watch-cache-size N            events buffered per resource in the watch cache (10000)
+    """
+    hidden = argparse.SUPPRESS
+    p.add_argument("--storage-history-revisions", type=int, default=None, help=hidden)
+    p.add_argument("--storage-compact-interval", type=float, default=None, help=hidden)
+    p.add_argument("--watch-cache-size", type=int, default=None, help=hidden)
 
 
 def _run_server(args: argparse.Namespace) -> int:
@@ -50,6 +64,7 @@ def _run_server(args: argparse.Namespace) -> int:
         bind_address=args.bind_address,
         port=args.port,
         datastore=args.datastore,
+        **_tuning(args),
     )
     try:
         import uvloop
@@ -71,6 +86,18 @@ def _run_server(args: argparse.Namespace) -> int:
         print(f"kybern server: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _tuning(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if args.storage_history_revisions is not None:
+        options["history_window_revisions"] = args.storage_history_revisions
+        options["history_window_seconds"] = 0.0
+    if args.storage_compact_interval is not None:
+        options["compact_interval_seconds"] = args.storage_compact_interval
+    if args.watch_cache_size is not None:
+        options["watch_cache_capacity"] = args.watch_cache_size
+    return options
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,14 +16,16 @@ def test_every_resource_has_a_schema_with_its_gvk() -> None:
 def test_api_version_and_list_kind() -> None:
     deploy = kinds.for_kind("apps/v1", "Deployment")
     pod = kinds.for_kind("v1", "Pod")
-    assert deploy is not None and pod is not None
+    assert deploy is not None
+    assert pod is not None
     assert (deploy.api_version, deploy.list_kind) == ("apps/v1", "DeploymentList")
     assert (pod.api_version, pod.group, pod.singular) == ("v1", "", "pod")
 
 
 def test_lookup_by_group_version_plural() -> None:
     info = kinds.lookup("autoscaling", "v1", "horizontalpodautoscalers")
-    assert info is not None and info.kind == "HorizontalPodAutoscaler"
+    assert info is not None
+    assert info.kind == "HorizontalPodAutoscaler"
     assert kinds.lookup("apps", "v1", "pods") is None
     assert kinds.lookup("", "v1", "nonexistent") is None
 
@@ -74,7 +76,7 @@ def test_groups_discovery_order() -> None:
     assert names[:4] == ["", "apps", "events.k8s.io", "autoscaling"]
     assert names.index("batch") < names.index("networking.k8s.io") < names.index("policy")
     assert names[-1] == "discovery.k8s.io"
-    autoscaling = dict((g, (v, p)) for g, v, p in kinds.groups())["autoscaling"]
+    autoscaling = {g: (v, p) for g, v, p in kinds.groups()}["autoscaling"]
     assert autoscaling == (("v2", "v1"), "v2")
 
 
@@ -90,7 +92,10 @@ def test_storage_shared_across_versions() -> None:
     v2 = kinds.lookup("autoscaling", "v2", "horizontalpodautoscalers")
     core_ev = kinds.lookup("", "v1", "events")
     new_ev = kinds.lookup("events.k8s.io", "v1", "events")
-    assert v1 and v2 and core_ev and new_ev
+    assert v1
+    assert v2
+    assert core_ev
+    assert new_ev
     assert v1.storage_resource == v2.storage_resource == "horizontalpodautoscalers.autoscaling"
     assert v1.storage_version == v2.storage_version == "autoscaling/v2"
     assert core_ev.storage_resource == new_ev.storage_resource == "events"
@@ -108,10 +113,15 @@ def test_subresources_and_categories() -> None:
     pod = kinds.resolve("pods")
     deploy = kinds.resolve("deployments")
     cm = kinds.resolve("configmaps")
-    assert pod and deploy and cm
+    assert pod
+    assert deploy
+    assert cm
     assert {"status", "binding", "eviction", "log", "exec", "portforward"} <= set(pod.subresources)
-    assert deploy.has_status and deploy.has_scale and "all" in deploy.categories
-    assert not cm.has_status and cm.categories == ()
+    assert deploy.has_status
+    assert deploy.has_scale
+    assert "all" in deploy.categories
+    assert not cm.has_status
+    assert cm.categories == ()
     scalable = {i.plural for i in kinds.all_resources() if i.has_scale}
     assert scalable == {"deployments", "replicasets", "statefulsets", "replicationcontrollers"}
     in_all = {i.plural for i in kinds.all_resources() if "all" in i.categories}
@@ -133,8 +143,12 @@ def test_scope_and_verbs() -> None:
     ns = kinds.resolve("ns")
     node = kinds.resolve("nodes")
     role = kinds.resolve("roles")
-    assert ns and node and role
-    assert not ns.namespaced and not node.namespaced and role.namespaced
+    assert ns
+    assert node
+    assert role
+    assert not ns.namespaced
+    assert not node.namespaced
+    assert role.namespaced
     assert "deletecollection" not in ns.verbs
     assert node.verbs == kinds.ALL_VERBS
     assert list(kinds.ALL_VERBS) == sorted(kinds.ALL_VERBS)

@@ -30,7 +30,8 @@ def test_field_schema_steps_through_arrays_and_maps() -> None:
     assert schema.list_type(containers) == "map"
     assert schema.list_map_keys(containers) == ("name",)
     port = schema.field_schema(DEPLOYMENT, ["spec", "template", "spec", "containers", "ports"])
-    assert port is not None and schema.list_map_keys(port) == ("containerPort", "protocol")
+    assert port is not None
+    assert schema.list_map_keys(port) == ("containerPort", "protocol")
     number = schema.field_schema(DEPLOYMENT, "spec.template.spec.containers.ports.containerPort")
     assert number == {
         "description": number["description"],
@@ -72,4 +73,5 @@ def test_map_type_and_items() -> None:
     selector = schema.definition("io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector")
     assert schema.map_type(selector) == "atomic"
     item = schema.items(schema.definition("io.k8s.api.core.v1.PodSpec")["properties"]["containers"])
-    assert item is not None and "image" in item["properties"]
+    assert item is not None
+    assert "image" in item["properties"]

@@ -43,11 +43,7 @@ SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
         "type": "Normal",
     },
     ("v1", "LimitRange"): {
-        "spec": {
-            "limits": [
-                {"type": "Container", "default": {"cpu": "500m"}, "max": {"cpu": "2"}}
-            ]
-        }
+        "spec": {"limits": [{"type": "Container", "default": {"cpu": "500m"}, "max": {"cpu": "2"}}]}
     },
     ("v1", "Namespace"): {},
     ("v1", "Node"): {"spec": {"podCIDR": "10.244.0.0/24"}},
@@ -77,7 +73,9 @@ SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("apps/v1", "Deployment"): {
         "spec": {"replicas": 3, "selector": SELECTOR, "template": TEMPLATE}
     },
-    ("apps/v1", "ReplicaSet"): {"spec": {"replicas": 1, "selector": SELECTOR, "template": TEMPLATE}},
+    ("apps/v1", "ReplicaSet"): {
+        "spec": {"replicas": 1, "selector": SELECTOR, "template": TEMPLATE}
+    },
     ("apps/v1", "StatefulSet"): {
         "spec": {"serviceName": "web", "selector": SELECTOR, "template": TEMPLATE}
     },

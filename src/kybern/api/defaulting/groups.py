@@ -1,9 +1,9 @@
 """Defaults for the smaller API groups, one short section each.
 
-rbac, networking, discovery, scheduling, storage, apiextensions, admissionregistration
+rbac, networking, discovery, scheduling, storage, apiextensions, admissionregistration, policy
 and events.k8s.io. Sources: each group's ``pkg/apis/<group>/v1/defaults.go`` (and the
 CRD strategy for ``status.storedVersions``). Groups with no defaults in Kubernetes
-(coordination Leases, policy PodDisruptionBudgets, certificates, node) are absent on
+(coordination Leases, certificates, node) are absent on
 purpose: ``default()`` leaves their objects unchanged.
 """
 
@@ -193,6 +193,15 @@ def validating_admission_policy_binding(obj: Obj, create: bool) -> None:
 # --- events.k8s.io ----------------------------------------------------------------------
 
 
+def pod_disruption_budget(obj: Obj, create: bool) -> None:
+    """No scheme defaults, but Go always serialises the four status counters (not omitempty):
+    a new PDB reads them as 0, and the official clients require them."""
+    status = ensure(obj, "status")
+    if status is not None:
+        for name in ("disruptionsAllowed", "currentHealthy", "desiredHealthy", "expectedPods"):
+            setdefault(status, name, 0)
+
+
 def event(obj: Obj, create: bool) -> None:
     """Fields Go always serialises on events.k8s.io/v1 Events."""
     ensure(obj, "regarding")
@@ -222,4 +231,5 @@ DEFAULTERS: dict[tuple[str, str], Callable[[dict[str, Any], bool], None]] = {
         validating_admission_policy_binding
     ),
     ("events.k8s.io", "Event"): event,
+    ("policy", "PodDisruptionBudget"): pod_disruption_budget,
 }

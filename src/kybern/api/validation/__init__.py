@@ -6,6 +6,15 @@ ObjectMeta rules (metadata.py) and the kind's semantic rules (one module per API
 up by the kind's schema name in ``RULES``). They return every cause found, deduplicated; an
 empty list means valid. The API server calls them after defaulting; the rules assume defaults
 were applied but do not fail when a defaulted field is absent.
+
+Decisions worth knowing:
+
+- a type mismatch is a 400 (errors.BadRequest with Go's decoder message), never a cause:
+  Kubernetes fails such bodies while decoding, before validation exists;
+- the schema's ``required`` fields are enforced everywhere, status included (a missing or null
+  ``status.conditions[0].status`` or ``containerStatuses[0].imageID`` is FieldValueRequired):
+  Kubernetes' decoder would zero-fill them, but the official Python client refuses objects
+  without them, so kybern never stores one. An empty string still counts as present.
 """
 
 from __future__ import annotations
@@ -34,7 +43,7 @@ from kybern.api.validation import (
     typecheck,
 )
 
-__all__ = ["RULES", "validate_create", "validate_status_update", "validate_update"]
+__all__ = ["validate_create", "validate_status_update", "validate_update"]
 
 RULES: dict[str, common.KindRules] = {
     **core.RULES,

@@ -197,14 +197,13 @@ def _request_vs_limit(
     if not quantity.is_valid(limit):
         return []
     req_value, lim_value = quantity.parse(request), quantity.parse(limit)
-    shown_req, shown_lim = quantity.canonical(request), quantity.canonical(limit)
     if not _overcommit_allowed(name) and req_value != lim_value:
-        detail = f"must be equal to {name} limit of {shown_lim}"
-        return [common.invalid(requests_path, shown_req, detail)]
-    if req_value > lim_value:
-        detail = f"must be less than or equal to {name} limit of {shown_lim}"
-        return [common.invalid(requests_path, shown_req, detail)]
-    return []
+        detail = f"must be equal to {name} limit of {quantity.canonical(limit)}"
+    elif req_value > lim_value:
+        detail = f"must be less than or equal to {name} limit of {quantity.canonical(limit)}"
+    else:
+        return []
+    return [common.invalid(requests_path, quantity.canonical(request), detail)]
 
 
 def _probe(value: Any, path: str, success_must_be_one: bool) -> common.Causes:

@@ -17,6 +17,7 @@ from kybern.api.validation import common, names, podspec
 MAX_SECRET_SIZE = 1024 * 1024
 IMMUTABLE_WHEN_SET = "field is immutable when `immutable` is set"
 STANDARD_FINALIZERS = frozenset({"kubernetes", "orphan", "foregroundDeletion"})
+_UNIQUE_TAINTS = "taints must be unique by key and effect pair"
 
 
 # -- Pod, PodTemplate, ReplicationController -----------------------------------------------
@@ -188,8 +189,8 @@ def node_create(obj: common.Obj) -> common.Causes:
         out += common.enum(taint, "effect", path, podspec.TAINT_EFFECTS, required_=True)
         marker = (key, str(taint.get("effect")))
         if marker in seen:
-            detail = "taints must be unique by key and effect pair"
-            out.append(common.invalid(path, taint, detail))
+            message = f"{path}: Duplicate value: {common.show(taint)}: {_UNIQUE_TAINTS}"
+            out.append(errors.Cause("FieldValueDuplicate", message, path))
         seen.add(marker)
     for field in ("podCIDR",):
         out += _cidr(spec.get(field), f"spec.{field}")

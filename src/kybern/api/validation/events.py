@@ -7,6 +7,8 @@ strict rules; a core/v1 write only gets the legacy rules, for backwards compatib
 
 from __future__ import annotations
 
+import datetime
+
 from kybern.api import conversion
 from kybern.api.validation import common, names
 
@@ -100,8 +102,25 @@ def events_update(new: common.Obj, old: common.Obj) -> common.Causes:
     old_core = conversion.convert(old, conversion.EVENT_CORE)
     out: common.Causes = []
     for field in _STRICT_IMMUTABLE:
-        out += common.immutable(new_core.get(field), old_core.get(field), field)
+        new_value, old_value = new_core.get(field), old_core.get(field)
+        if field in _TIMESTAMPS and _same_instant(new_value, old_value):
+            continue
+        out += common.immutable(new_value, old_value, field)
     return out
+
+
+_TIMESTAMPS = ("eventTime", "firstTimestamp", "lastTimestamp")
+
+
+def _same_instant(a: object, b: object) -> bool:
+    """Clients re-serialise times ("...Z" comes back as "...+00:00", the 32.x Python client
+    drops the microseconds' trailing zeros): Kubernetes compares the decoded times."""
+    if not isinstance(a, str) or not isinstance(b, str):
+        return False
+    try:
+        return datetime.datetime.fromisoformat(a) == datetime.datetime.fromisoformat(b)
+    except ValueError:
+        return False
 
 
 RULES: dict[str, common.KindRules] = {
