@@ -35,7 +35,6 @@ from kybern.apiserver import pki as pki_
 
 log = logging.getLogger(__name__)
 
-USER_KEY = "user"
 AUTHENTICATED_GROUP = "system:authenticated"
 PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version", "/version/")
 
@@ -58,6 +57,7 @@ class UserInfo:
         return out
 
 
+USER_KEY = web.RequestKey("user", UserInfo)
 ANONYMOUS = UserInfo(name="system:anonymous", groups=("system:unauthenticated",))
 
 
