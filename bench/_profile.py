@@ -21,6 +21,7 @@ import _report
 from _report import progress
 
 TOP = 15
+NATIVE: list[str] = []
 _LINE = re.compile(r":\d+\)$")
 
 
@@ -75,7 +76,8 @@ def main(workdir: Path, plan: Any, api: Any) -> None:
         pid = server.process.pid
         seconds = plan.create_seconds[64]
         spy = subprocess.Popen(
-            [py_spy(), "record", "-p", str(pid), "-r", "200", "--format", "raw", "-o", str(out)]
+            [py_spy(), "record", "-p", str(pid), "-r", "200", "--threads", *NATIVE]
+            + ["--format", "raw", "-o", str(out)]
         )
         time.sleep(1.0)  # attach
         bench = api.Bench(server, plan)
@@ -84,6 +86,7 @@ def main(workdir: Path, plan: Any, api: Any) -> None:
         spy.wait(30)
     finally:
         server.stop()
+    shutil.copy(out, "/tmp/kybern-profile.raw")
     self_rows, cum_rows, total = top_tables(out.read_text())
     print("\n### Create path, 64 clients (under py-spy; throughput is lower than unprofiled)\n")
     print(_report.table(rows))

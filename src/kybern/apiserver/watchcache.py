@@ -187,7 +187,8 @@ class WatchCache:
         self.revision = 0
         self._resources: dict[str, ResourceCache] = {}
         self._start_revision = 0
-        self._progress = asyncio.Condition()
+        # (revision, future) pairs of readers waiting for the cache to reach a revision.
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
 
@@ -225,7 +226,8 @@ class WatchCache:
             try:
                 async for event in self.backend.watch(PREFIX, self.revision):
                     self._apply(event)
-                    await self._notify()
+                    if self._waiters:
+                        self._wake()
                 return
             except storage_errors.Compacted:
                 log.error("watch cache fell behind the store's compaction; re-listing")
@@ -270,17 +272,25 @@ class WatchCache:
         self.resource(resource).apply(cached)
         self.revision = revision
 
-    async def _notify(self) -> None:
-        async with self._progress:
-            self._progress.notify_all()
+    def _wake(self) -> None:
+        still: list[tuple[int, asyncio.Future[None]]] = []
+        for revision, future in self._waiters:
+            if revision <= self.revision:
+                if not future.done():
+                    future.set_result(None)
+            elif not future.done():
+                still.append((revision, future))
+        self._waiters = still
 
     async def wait_for(self, revision: int) -> None:
         """Wait until the cache has applied `revision` (a consistent read's precondition);
         TimeoutError after WAIT_TIMEOUT seconds."""
         if self.revision >= revision:
             return
-        async with asyncio.timeout(WAIT_TIMEOUT), self._progress:
-            await self._progress.wait_for(lambda: self.revision >= revision)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((revision, future))
+        async with asyncio.timeout(WAIT_TIMEOUT):
+            await future
 
     async def sync(self) -> int:
         """Wait for the store's current revision; returns it."""

@@ -23,14 +23,19 @@ Obj = dict[str, Any]
 def setdefault(obj: Obj, key: str, value: Any) -> None:
     """Set ``obj[key]`` when it is absent or null (Go: pointer is nil)."""
     if obj.get(key) is None:
-        obj[key] = copy.deepcopy(value)
+        obj[key] = _fresh(value)
 
 
 def setdefault_empty(obj: Obj, key: str, value: Any) -> None:
     """Set ``obj[key]`` when it is absent, null, "" or 0 (Go: value is the zero value)."""
     current = obj.get(key)
     if current is None or current == "" or (current == 0 and not isinstance(current, bool)):
-        obj[key] = copy.deepcopy(value)
+        obj[key] = _fresh(value)
+
+
+def _fresh(value: Any) -> Any:
+    """A default the object may own: containers are copied, immutable scalars shared."""
+    return copy.deepcopy(value) if isinstance(value, dict | list) else value
 
 
 def child(obj: Obj, key: str) -> Obj | None:
