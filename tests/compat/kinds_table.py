@@ -67,23 +67,28 @@ class Case:
         *,
         name: str | None = None,
         body: Any = None,
+        verb_suffix: str = "",
         **kw: Any,
     ) -> Any:
         """``verb`` ("create", "read", "list", "list_all", "replace", "patch", "delete", ...)
-        with the client's argument order: name, namespace, body."""
-        api = getattr(kubernetes.client, self.api)(client)
-        if self.namespaced and verb == "list_all":
-            return getattr(api, f"list_{self.snake}_for_all_namespaces")(**kw)
-        if verb == "list_all":
-            verb = "list"
-        args = [a for a in (name,) if a is not None]
-        method = f"{verb}_{self.snake}"
-        if self.namespaced:
-            method = f"{verb}_namespaced_{self.snake}"
+        with the client's argument order: name, namespace, body. ``verb_suffix="_status"``
+        calls the status subresource's method (``read_namespaced_pod_status``)."""
+        args: list[Any] = [name] if name is not None else []
+        if self.namespaced and verb != "list_all":
             args.append(namespace)
         if body is not None:
             args.append(body)
-        return getattr(api, method)(*args, **kw)
+        return self.method(client, verb, verb_suffix)(*args, **kw)
+
+    def method(self, client: kubernetes.client.ApiClient, verb: str, suffix: str = "") -> Any:
+        """The bound client method for ``verb`` (see ``call``)."""
+        api = getattr(kubernetes.client, self.api)(client)
+        if verb == "list_all":
+            if self.namespaced:
+                return getattr(api, f"list_{self.snake}_for_all_namespaces")
+            verb = "list"
+        scope = "namespaced_" if self.namespaced else ""
+        return getattr(api, f"{verb}_{scope}{self.snake}{suffix}")
 
 
 API_VERSIONS = {

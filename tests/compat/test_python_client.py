@@ -8,27 +8,22 @@ wrong JSON type or a missing required field fails here the way it fails for user
 from __future__ import annotations
 
 import datetime
+import inspect
+from typing import Any
 
 import kubernetes
 import pytest
-from kubernetes.client.rest import ApiException
 
+from tests.compat.helpers import JSON_PATCH, MERGE, STRATEGIC, api_error
 from tests.compat.kinds_table import CASES, object_name
 
 pytestmark = pytest.mark.compat
-MERGE = "application/merge-patch+json"
-JSON_PATCH = "application/json-patch+json"
 
 
-def _api_error(call, *args, **kwargs) -> ApiException:  # type: ignore[no-untyped-def]
-    with pytest.raises(ApiException) as info:
-        call(*args, **kwargs)
-    return info.value
-
-
-def _rv(obj) -> int:  # type: ignore[no-untyped-def]
+def _rv(obj: Any) -> int:
     rv = obj.metadata.resource_version
-    assert isinstance(rv, str) and rv.isdigit(), rv
+    assert isinstance(rv, str), rv
+    assert rv.isdigit(), rv
     return int(rv)
 
 
@@ -65,7 +60,7 @@ def test_crud_every_kind(api_client: kubernetes.client.ApiClient, ns: str, case_
     assert _rv(replaced) > created_rv
     assert replaced.metadata.generation == created.metadata.generation  # metadata-only change
 
-    stale = _api_error(case.call, api_client, "replace", ns, name=name, body=got)  # got's rv is stale
+    stale = api_error(case.call, api_client, "replace", ns, name=name, body=got)  # old rv
     assert (stale.status, stale.reason) == (409, "Conflict")
 
     labels = {"metadata": {"labels": {"m": "1"}}}
@@ -76,22 +71,66 @@ def test_crud_every_kind(api_client: kubernetes.client.ApiClient, ns: str, case_
     assert patched.metadata.annotations == {"json": "patch"}
     assert _rv(patched) > _rv(merged) > _rv(replaced)
 
-    strategic = _api_error(
+    strategic = api_error(
         case.call,
         api_client,
         "patch",
         ns,
         name=name,
         body={"metadata": {"labels": {"s": "1"}}},
-        _content_type="application/strategic-merge-patch+json",
+        _content_type=STRATEGIC,
     )
     assert strategic.status == 415
 
-    case.call(api_client, "delete", ns, name=name)
+    deleted = case.call(api_client, "delete", ns, name=name)
+    # Kinds whose store returns the deleted object: the client decodes it as the kind.
+    returns = inspect.signature(case.method(api_client, "delete")).return_annotation
+    if returns is not object:
+        assert isinstance(deleted, returns)
+        assert deleted.metadata.name == name
     if case.kind == "Namespace":  # no namespace controller yet: it stays Terminating
         gone = case.call(api_client, "read", ns, name=name)
         assert gone.status.phase == "Terminating"
         assert gone.metadata.deletion_timestamp is not None
         return
-    missing = _api_error(case.call, api_client, "read", ns, name=name)
+    missing = api_error(case.call, api_client, "read", ns, name=name)
     assert missing.status == 404
+
+
+STATUS_CASES = sorted(
+    case_id
+    for case_id, case in CASES.items()
+    if hasattr(
+        getattr(kubernetes.client, case.api),
+        f"read_{'namespaced_' if case.namespaced else ''}{case.snake}_status",
+    )
+)
+
+
+@pytest.mark.parametrize("case_id", STATUS_CASES)
+def test_status_subresource_every_kind(
+    api_client: kubernetes.client.ApiClient, ns: str, case_id: str
+) -> None:
+    """Every kind whose client has a /status method: GET, PUT and merge PATCH of /status
+    answer the whole object, keep the spec, and never bump the generation."""
+    case = CASES[case_id]
+    name = object_name(case_id, ns)
+    created = case.call(api_client, "create", ns, body=case.manifest(name, ns))
+    status = case.call(api_client, "read", ns, name=name, verb_suffix="_status")
+    assert isinstance(status, getattr(kubernetes.client, case.model))
+    assert _rv(status) == _rv(created)
+
+    status.metadata.labels = {"ignored": "on-status-writes"}
+    written = case.call(api_client, "replace", ns, name=name, body=status, verb_suffix="_status")
+    assert _rv(written) >= _rv(created)
+    assert "ignored" not in (written.metadata.labels or {})
+    assert written.metadata.generation == created.metadata.generation
+
+    patch = {"metadata": {"labels": {"ignored": "too"}}}
+    patched = case.call(
+        api_client, "patch", ns, name=name, body=patch, verb_suffix="_status", _content_type=MERGE
+    )
+    assert "ignored" not in (patched.metadata.labels or {})
+    assert patched.metadata.generation == created.metadata.generation
+    if case.kind != "Namespace":
+        case.call(api_client, "delete", ns, name=name)

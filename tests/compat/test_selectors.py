@@ -8,6 +8,8 @@ import uuid
 import kubernetes
 import pytest
 
+from tests.compat.helpers import Obj
+
 pytestmark = pytest.mark.compat
 
 LABELS = {
@@ -49,9 +51,7 @@ def test_label_selectors(
     assert "".join(sorted(c.metadata.name for c in listed.items)) == expected
 
 
-def test_label_selector_across_namespaces(
-    core: kubernetes.client.CoreV1Api, labelled: str
-) -> None:
+def test_label_selector_across_namespaces(core: kubernetes.client.CoreV1Api, labelled: str) -> None:
     listed = core.list_config_map_for_all_namespaces(label_selector="tier=web")
     mine = [(c.metadata.namespace, c.metadata.name) for c in listed.items]
     assert (labelled, "a") in mine
@@ -87,8 +87,8 @@ def test_all_namespaces_list_spans_namespaces(core: kubernetes.client.CoreV1Api)
 
 
 def test_pod_field_selectors(core: kubernetes.client.CoreV1Api, ns: str) -> None:
-    def pod(name: str, node: str | None) -> dict:  # type: ignore[type-arg]
-        spec: dict = {"containers": [{"name": "c", "image": "busybox"}]}  # type: ignore[type-arg]
+    def pod(name: str, node: str | None) -> Obj:
+        spec: Obj = {"containers": [{"name": "c", "image": "busybox"}]}
         if node:
             spec["nodeName"] = node
         return {"metadata": {"name": name}, "spec": spec}
@@ -119,7 +119,12 @@ def test_event_field_selectors(core: kubernetes.client.CoreV1Api, ns: str) -> No
             ns,
             {
                 "metadata": {"name": name},
-                "involvedObject": {"kind": "Pod", "name": target, "namespace": ns, "uid": "u-" + target},
+                "involvedObject": {
+                    "kind": "Pod",
+                    "name": target,
+                    "namespace": ns,
+                    "uid": "u-" + target,
+                },
                 "reason": "Tested",
                 "message": "m",
                 "type": "Normal",

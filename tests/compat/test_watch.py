@@ -5,6 +5,7 @@ tiny history window and watch cache)."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import time
 from collections.abc import Iterator
@@ -15,14 +16,14 @@ import pytest
 from kubernetes.client.rest import ApiException
 
 from kybern.testing import server_process
+from tests.compat.helpers import MERGE, Obj
 from tests.support import cluster
 
 pytestmark = pytest.mark.compat
-MERGE = "application/merge-patch+json"
 Event = tuple[str, str, str]  # (type, name, resourceVersion)
 
 
-def _cm(name: str, labels: dict[str, str] | None = None) -> dict:  # type: ignore[type-arg]
+def _cm(name: str, labels: dict[str, str] | None = None) -> Obj:
     return {"metadata": {"name": name, "labels": labels or {}}, "data": {"v": "0"}}
 
 
@@ -31,9 +32,7 @@ def _writes(core: kubernetes.client.CoreV1Api, ns: str, name: str) -> list[Event
     created = core.create_namespaced_config_map(ns, _cm(name))
     created.data = {"v": "1"}
     replaced = core.replace_namespaced_config_map(name, ns, created)
-    patched = core.patch_namespaced_config_map(
-        name, ns, {"data": {"v": "2"}}, _content_type=MERGE
-    )
+    patched = core.patch_namespaced_config_map(name, ns, {"data": {"v": "2"}}, _content_type=MERGE)
     core.delete_namespaced_config_map(name, ns)
     deleted_rv = core.list_namespaced_config_map(ns).metadata.resource_version
     return [
@@ -44,7 +43,7 @@ def _writes(core: kubernetes.client.CoreV1Api, ns: str, name: str) -> list[Event
     ]
 
 
-def _take(events: Iterator[dict], count: int) -> list[dict]:  # type: ignore[type-arg]
+def _take(events: Iterator[Obj], count: int) -> list[Obj]:
     taken = []
     for event in events:
         taken.append(event)
@@ -53,7 +52,7 @@ def _take(events: Iterator[dict], count: int) -> list[dict]:  # type: ignore[typ
     return taken
 
 
-def _raw_event(event: dict) -> Event:  # type: ignore[type-arg]
+def _raw_event(event: Obj) -> Event:
     meta = event["object"]["metadata"]
     return event["type"], meta.get("name", ""), meta["resourceVersion"]
 
@@ -175,12 +174,43 @@ def test_watch_with_a_label_selector(
     assert events[3]["object"]["metadata"]["resourceVersion"] == touched.metadata.resource_version
 
 
+def test_kubelet_style_watch_by_node_name(
+    core: kubernetes.client.CoreV1Api, raw: cluster.RawClient, ns: str
+) -> None:
+    """What a kubelet watches: pods with spec.nodeName=<node>. A pod appears when it is bound
+    (ADDED), is marked for graceful deletion (MODIFIED), and goes (DELETED)."""
+    start = core.list_namespaced_pod(ns).metadata.resource_version
+    pod = {"metadata": {"name": "kp"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    core.create_namespaced_pod(ns, pod)
+    binding = {"metadata": {"name": "kp"}, "target": {"kind": "Node", "name": "node-k"}}
+    core.create_namespaced_pod_binding("kp", ns, binding, _preload_content=False)
+    core.delete_namespaced_pod("kp", ns)
+    core.delete_namespaced_pod("kp", ns, grace_period_seconds=0)
+    events = _take(
+        raw.stream(
+            f"/api/v1/namespaces/{ns}/pods",
+            query={
+                "resourceVersion": start,
+                "fieldSelector": "spec.nodeName=node-k",
+                "timeoutSeconds": 10,
+            },
+        ),
+        3,
+    )
+    assert [e["type"] for e in events] == ["ADDED", "MODIFIED", "DELETED"]
+    assert events[0]["object"]["spec"]["nodeName"] == "node-k"
+    assert "deletionTimestamp" not in events[0]["object"]["metadata"]
+    assert events[1]["object"]["metadata"]["deletionGracePeriodSeconds"] == 30
+
+
 def test_watch_without_resource_version_starts_with_the_current_objects(
     core: kubernetes.client.CoreV1Api, raw: cluster.RawClient, ns: str
 ) -> None:
     for name in ("x1", "x2"):
         core.create_namespaced_config_map(ns, _cm(name))
-    events = _take(raw.stream(f"/api/v1/namespaces/{ns}/configmaps", query={"timeoutSeconds": 5}), 2)
+    events = _take(
+        raw.stream(f"/api/v1/namespaces/{ns}/configmaps", query={"timeoutSeconds": 5}), 2
+    )
     assert sorted((e["type"], e["object"]["metadata"]["name"]) for e in events) == [
         ("ADDED", "x1"),
         ("ADDED", "x2"),
@@ -253,6 +283,45 @@ def test_watch_one_object_by_path(
     assert [_raw_event(e) for e in events] == expected
 
 
+def test_two_watchers_see_every_concurrent_write_in_order(
+    core: kubernetes.client.CoreV1Api, raw: cluster.RawClient, ns: str
+) -> None:
+    writers, updates = 8, 10
+    path = f"/api/v1/namespaces/{ns}/configmaps"
+    start = core.list_namespaced_config_map(ns).metadata.resource_version
+
+    def write(worker: int) -> list[str]:
+        name = f"c{worker}"
+        rvs = [core.create_namespaced_config_map(ns, _cm(name)).metadata.resource_version]
+        for i in range(updates):
+            patch = {"data": {"v": str(i)}}
+            rvs.append(
+                core.patch_namespaced_config_map(
+                    name, ns, patch, _content_type=MERGE
+                ).metadata.resource_version
+            )
+        return rvs
+
+    live = raw.connect(timeout=20)
+    live.request("GET", cluster.with_query(path, {"watch": "1", "resourceVersion": start}))
+    reply = live.getresponse()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(writers) as pool:
+            acked = [rv for rvs in pool.map(write, range(writers)) for rv in rvs]
+        total = writers * (updates + 1)
+        streamed = [json.loads(reply.readline()) for _ in range(total)]
+    finally:
+        live.close()
+    replayed = _take(
+        raw.stream(path, query={"resourceVersion": start, "timeoutSeconds": 10}), total
+    )
+    for events in (streamed, replayed):
+        rvs = [int(e["object"]["metadata"]["resourceVersion"]) for e in events]
+        assert rvs == sorted(rvs)
+        assert sorted(rvs) == sorted(int(rv) for rv in acked)
+        assert sum(e["type"] == "ADDED" for e in events) == writers
+
+
 # -- 410 Gone: a server that keeps almost no history ----------------------------------------
 
 
@@ -289,7 +358,7 @@ def test_watch_from_a_compacted_version_is_gone(
         )
     path = "/api/v1/namespaces/default/configmaps"
 
-    def first_event() -> dict | None:  # type: ignore[type-arg]
+    def first_event() -> Obj | None:
         events = _take(raw.stream(path, query={"resourceVersion": old, "timeoutSeconds": 1}), 1)
         return events[0] if events and events[0]["type"] == "ERROR" else None
 

@@ -138,6 +138,10 @@ def _spec_v2_to_v1(spec: Obj, annotations: dict[str, str]) -> Obj:
 def _status_v2_to_v1(status: Obj, annotations: dict[str, str]) -> Obj:
     keys = ("observedGeneration", "lastScaleTime", "currentReplicas", "desiredReplicas")
     out: Obj = {k: copy.deepcopy(status[k]) for k in keys if k in status}
+    # v1 serialises both counters always (not omitempty, unlike v2's currentReplicas), and
+    # the official clients require them.
+    out.setdefault("currentReplicas", 0)
+    out.setdefault("desiredReplicas", 0)
     others = []
     for metric in status.get("currentMetrics") or []:
         if _is_cpu_current(metric) and "currentCPUUtilizationPercentage" not in out:

@@ -25,7 +25,9 @@ from kybern.storage import errors as storage_errors
 PatchFn = Callable[[dict[str, Any]], dict[str, Any]]
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 _CREATE_ON_UPDATE = {"endpoints", "events", "limitranges", "leases"}
-_GUARANTEED_UPDATE_TRIES = 8
+# Kubernetes retries a conflicting patch until the request times out; N writers patching one
+# object take about N rounds each (one CAS winner per round), so the bound must be generous.
+_GUARANTEED_UPDATE_TRIES = 1000
 
 
 def storage_key(info: kinds.ResourceInfo, namespace: str, name: str) -> str:
@@ -99,6 +101,10 @@ class Registry:
         if not isinstance(meta, dict):
             raise errors.bad_request("metadata: the object's metadata must be a JSON object")
         if info.namespaced:
+            if meta.get("namespace") and meta["namespace"] != namespace:
+                raise errors.bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
             meta["namespace"] = namespace
         else:
             meta.pop("namespace", None)
@@ -158,6 +164,14 @@ class Registry:
                 body = dict(body, metadata={**body.get("metadata", {}), "name": name})
                 return await self.create(info, namespace, body, dry_run=dry_run), True
             raise errors.not_found(info.plural, name, info.group)
+        uid, current_uid = body["metadata"].get("uid"), current["metadata"].get("uid")
+        if uid and uid != current_uid:  # a PUT's uid is a precondition (409, as Kubernetes)
+            raise errors.conflict(
+                info.plural,
+                name,
+                info.group,
+                f"Precondition failed: UID in precondition: {uid}, UID in object meta: {current_uid}",
+            )
         requested = revision_of(body)
         expected = requested or revision_of(current)
         new = copy.deepcopy(body)
@@ -191,7 +205,10 @@ class Registry:
                     info, current, new, revision_of(current), dry_run, subresource
                 )
             except errors.StatusError as exc:
-                if exc.reason != "Conflict" or pinned:
+                # Retry even when `new` carries a resourceVersion: every patched object does
+                # (the current one's). A patch that really pins one fails the check above on
+                # the next round, since the current version has moved on.
+                if exc.reason != "Conflict":
                     raise
         raise errors.conflict(info.plural, name, info.group)
 

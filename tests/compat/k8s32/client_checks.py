@@ -9,15 +9,14 @@ strategic merge patch, a list body as a JSON patch.
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from collections.abc import Iterator
 
 import kubernetes
 import pytest
-from kubernetes.client.rest import ApiException
 
+from tests.compat.helpers import api_error, status_of
 from tests.compat.kinds_table import CASES, object_name
 
 
@@ -40,12 +39,6 @@ def ns(core: kubernetes.client.CoreV1Api) -> str:
     return name
 
 
-def _error(call, *args, **kwargs) -> ApiException:  # type: ignore[no-untyped-def]
-    with pytest.raises(ApiException) as info:
-        call(*args, **kwargs)
-    return info.value
-
-
 def test_the_client_is_32() -> None:
     assert kubernetes.__version__.startswith("32."), kubernetes.__file__
 
@@ -64,18 +57,18 @@ def test_crud_every_kind(api_client: kubernetes.client.ApiClient, ns: str, case_
     got.metadata.labels = {**(got.metadata.labels or {}), "replaced": "yes"}
     replaced = case.call(api_client, "replace", ns, name=name, body=got)
     assert replaced.metadata.labels == got.metadata.labels
-    assert _error(case.call, api_client, "replace", ns, name=name, body=got).status == 409
+    assert api_error(case.call, api_client, "replace", ns, name=name, body=got).status == 409
 
     ops = [{"op": "add", "path": "/metadata/labels/patched", "value": "json"}]
     patched = case.call(api_client, "patch", ns, name=name, body=ops)
     assert patched.metadata.labels == {**got.metadata.labels, "patched": "json"}
     # a dict body is a strategic merge patch, not served yet
-    refused = _error(case.call, api_client, "patch", ns, name=name, body={"metadata": {}})
+    refused = api_error(case.call, api_client, "patch", ns, name=name, body={"metadata": {}})
     assert refused.status == 415
 
     case.call(api_client, "delete", ns, name=name)
     if case.kind != "Namespace":
-        assert _error(case.call, api_client, "read", ns, name=name).status == 404
+        assert api_error(case.call, api_client, "read", ns, name=name).status == 404
 
 
 def test_watch_sequence(core: kubernetes.client.CoreV1Api, ns: str) -> None:
@@ -114,10 +107,10 @@ def test_selectors_and_paging(core: kubernetes.client.CoreV1Api, ns: str) -> Non
 
 
 def test_errors_are_status_objects(core: kubernetes.client.CoreV1Api, ns: str) -> None:
-    exc = _error(core.read_namespaced_config_map, "missing", ns)
-    body = json.loads(exc.body)
+    exc = api_error(core.read_namespaced_config_map, "missing", ns)
+    body = status_of(exc)
     assert (exc.status, body["kind"], body["reason"]) == (404, "Status", "NotFound")
-    exc = _error(core.create_namespaced_config_map, ns, {"metadata": {"name": "Bad_Name"}})
-    body = json.loads(exc.body)
+    exc = api_error(core.create_namespaced_config_map, ns, {"metadata": {"name": "Bad_Name"}})
+    body = status_of(exc)
     assert (exc.status, body["reason"]) == (422, "Invalid")
     assert [c["field"] for c in body["details"]["causes"]] == ["metadata.name"]
