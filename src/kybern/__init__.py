@@ -2,4 +2,3 @@
 
 __version__ = "0.1.0"
 KUBERNETES_VERSION = "v1.32.0"
-

@@ -325,7 +325,9 @@ async def test_unknown_paths_are_status_404(client: Client, path: str, code: int
     assert body["reason"] == "NotFound"
 
 
-async def test_long_lists_stream_as_valid_json(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_long_lists_stream_as_valid_json(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from kybern.apiserver import codec
 
     monkeypatch.setattr(codec, "STREAM_ITEMS", 2)

@@ -87,7 +87,9 @@ class Invalid(APIError):
 
     def __init__(self, kind: str, name: str, causes: list[Cause]) -> None:
         detail = "; ".join(c.message for c in causes) or "invalid object"
-        super().__init__(f'{kind} "{name}" is invalid: {detail}' if name else f"{kind} is invalid: {detail}")
+        super().__init__(
+            f'{kind} "{name}" is invalid: {detail}' if name else f"{kind} is invalid: {detail}"
+        )
         self.kind = kind
         self.name = name
         self.causes = causes

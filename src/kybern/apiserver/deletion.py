@@ -86,7 +86,7 @@ async def delete(
     name: str,
     options: DeleteOptions,
 ) -> registry.DeleteResult:
-    for _ in range(8):
+    for _ in range(registry.GUARANTEED_UPDATE_TRIES):
         current = registry.to_version(info, await reg.get(info, namespace, name))
         _check_preconditions(info, current, options)
         await reg.admit.on_delete(info, current)

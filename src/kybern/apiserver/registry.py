@@ -27,7 +27,7 @@ _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 _CREATE_ON_UPDATE = {"endpoints", "events", "limitranges", "leases"}
 # Kubernetes retries a conflicting patch until the request times out; N writers patching one
 # object take about N rounds each (one CAS winner per round), so the bound must be generous.
-_GUARANTEED_UPDATE_TRIES = 1000
+GUARANTEED_UPDATE_TRIES = 1000
 
 
 def storage_key(info: kinds.ResourceInfo, namespace: str, name: str) -> str:
@@ -191,7 +191,7 @@ class Registry:
     ) -> dict[str, Any]:
         """Apply `patch` to the current object; retried on a conflicting concurrent write
         unless the patch itself pins a resourceVersion (Kubernetes' GuaranteedUpdate)."""
-        for _ in range(_GUARANTEED_UPDATE_TRIES):
+        for _ in range(GUARANTEED_UPDATE_TRIES):
             current = to_version(info, await self.get(info, namespace, name))
             new = patch(copy.deepcopy(current))
             if not isinstance(new, dict):
@@ -316,7 +316,7 @@ class Registry:
     ) -> dict[str, Any]:
         """A change the server makes on a client's behalf (pods/binding): `change` returns the
         whole new object, stored as is with compare-and-swap, retried on conflicts."""
-        for _ in range(_GUARANTEED_UPDATE_TRIES):
+        for _ in range(GUARANTEED_UPDATE_TRIES):
             current = to_version(info, await self.get(info, namespace, name))
             new = change(copy.deepcopy(current))
             if dry_run:

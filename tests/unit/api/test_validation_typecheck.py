@@ -206,3 +206,20 @@ def test_entry_points_raise_bad_request() -> None:
         validation.validate_update(info, obj, deployment())
     with pytest.raises(errors.BadRequest):
         validation.validate_status_update(info, obj, deployment())
+
+
+def test_prune_drops_unknown_fields_in_place_and_reports_them() -> None:
+    obj = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "bogus": 1},
+        "spec": {"containers": [{"name": "c", "image": "i", "extra": True}], "nope": {}},
+    }
+    report = typecheck.check("io.k8s.api.core.v1.Pod", obj, kind="Pod", version="v1", prune=True)
+    assert sorted(report.unknown or []) == [
+        "metadata.bogus",
+        "spec.containers[0].extra",
+        "spec.nope",
+    ]
+    assert obj["metadata"] == {"name": "p"}
+    assert obj["spec"] == {"containers": [{"name": "c", "image": "i"}]}

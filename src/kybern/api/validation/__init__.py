@@ -68,8 +68,9 @@ _NONE = common.KindRules()
 def validate_create(info: kinds.ResourceInfo, obj: dict[str, Any]) -> list[errors.Cause]:
     """Causes that make ``obj`` invalid for creation (empty when valid).
 
-    Raises errors.BadRequest when a field has the wrong JSON type."""
-    report = typecheck.check(info.schema, obj, kind=info.kind, version=info.version)
+    Raises errors.BadRequest when a field has the wrong JSON type. Fields the kind's schema
+    does not have are dropped from ``obj`` in place, as Kubernetes' decoder drops them."""
+    report = typecheck.check(info.schema, obj, kind=info.kind, version=info.version, prune=True)
     rules = RULES.get(info.schema, _NONE)
     return common.dedupe([*metadata.validate(info, obj), *report.causes, *rules.create(obj)])
 
@@ -79,7 +80,7 @@ def validate_update(
 ) -> list[errors.Cause]:
     """Causes that make replacing ``old`` by ``new`` invalid: every create rule on ``new``
     plus the update rules (immutable fields). Raises errors.BadRequest like validate_create."""
-    report = typecheck.check(info.schema, new, kind=info.kind, version=info.version)
+    report = typecheck.check(info.schema, new, kind=info.kind, version=info.version, prune=True)
     rules = RULES.get(info.schema, _NONE)
     causes = [
         *metadata.validate(info, new),
@@ -96,7 +97,7 @@ def validate_status_update(
 ) -> list[errors.Cause]:
     """Causes that make a /status write invalid: ObjectMeta update rules, required status
     fields and the kind's status rules. Raises errors.BadRequest like validate_create."""
-    report = typecheck.check(info.schema, new, kind=info.kind, version=info.version)
+    report = typecheck.check(info.schema, new, kind=info.kind, version=info.version, prune=True)
     rules = RULES.get(info.schema, _NONE)
     status_required = [c for c in report.causes if c.field.startswith("status")]
     causes = [*metadata.validate_update(new, old), *status_required, *rules.status(new, old)]

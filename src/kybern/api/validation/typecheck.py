@@ -52,6 +52,7 @@ class Report:
 
     causes: list[errors.Cause] = field(default_factory=list)
     unknown: list[str] | None = None
+    prune: bool = False
 
 
 class _Mismatch(Exception):
@@ -70,13 +71,20 @@ Checker = Callable[[Any, list[str], Report], None]
 
 
 def check(
-    schema_name: str, obj: Any, *, kind: str, version: str, find_unknown: bool = False
+    schema_name: str,
+    obj: Any,
+    *,
+    kind: str,
+    version: str,
+    find_unknown: bool = False,
+    prune: bool = False,
 ) -> Report:
     """Walk ``obj`` against definition ``schema_name``.
 
     Raises errors.BadRequest on a type mismatch; returns required-field causes and, when
-    ``find_unknown``, the paths of unknown fields."""
-    report = Report(unknown=[] if find_unknown else None)
+    ``find_unknown`` or ``prune``, the paths of unknown fields. ``prune`` also removes them
+    from ``obj``, as Kubernetes' decoder drops fields its types do not have."""
+    report = Report(unknown=[] if find_unknown or prune else None, prune=prune)
     try:
         _checker(schema_name)(obj, [], report)
     except _Mismatch as mismatch:
@@ -206,11 +214,13 @@ def _compile_struct(def_name: str, body: schema.Schema) -> Checker:
         if type(value) is not dict:
             raise _Mismatch(_word(value, False), go_name)
         depth = len(path)
+        dropped: list[str] = []
         for key, item in value.items():
             child = children.get(key)
             if child is None:
                 if report.unknown is not None:
                     report.unknown.append(render_path([*path, key]))
+                    dropped.append(key)
                 continue
             if item is None:
                 continue
@@ -221,6 +231,9 @@ def _compile_struct(def_name: str, body: schema.Schema) -> Checker:
                 _locate(mismatch, struct, path[: depth + 1])
                 raise
             del path[depth:]
+        if report.prune:
+            for key in dropped:
+                del value[key]
         for key in required:
             if value.get(key) is None:
                 report.causes.append(errors.required(render_path([*path, key])))
