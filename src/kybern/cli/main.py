@@ -47,15 +47,31 @@ def _server_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
 
 
 def _tuning_flags(p: argparse.ArgumentParser) -> None:
-    """Hidden flags for tests and benchmarks that need a short history (410 Gone paths):
-    --storage-history-revisions N   keep only the last N revisions (no time window)
-    --storage-compact-interval S    run background compaction every S seconds (default 30)
-    --watch-cache-size N            events buffered per resource in the watch cache (10000)
-    """
-    hidden = argparse.SUPPRESS
-    p.add_argument("--storage-history-revisions", type=int, default=None, help=hidden)
-    p.add_argument("--storage-compact-interval", type=float, default=None, help=hidden)
-    p.add_argument("--watch-cache-size", type=int, default=None, help=hidden)
+    """History and cache sizes; the defaults suit clusters, small values suit tests that need
+    a short history (410 Gone paths)."""
+    tuning = p.add_argument_group("history tuning")
+    tuning.add_argument(
+        "--storage-history-revisions",
+        type=int,
+        default=None,
+        metavar="N",
+        help="keep only the last N revisions of history, with no time window "
+        "(default: 5 minutes and 10000 revisions)",
+    )
+    tuning.add_argument(
+        "--storage-compact-interval",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how often background compaction runs (default 30)",
+    )
+    tuning.add_argument(
+        "--watch-cache-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="events kept per resource for resuming watches from memory (default 10000)",
+    )
 
 
 def _run_server(args: argparse.Namespace) -> int:
@@ -85,6 +101,10 @@ def _run_server(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"kybern server: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:  # the data directory's store is held by another server
+        print(f"kybern server: {exc}", file=sys.stderr)
+        print("Stop the other kybern server or pick another --data-dir.", file=sys.stderr)
+        return 1
     return 0
 
 
