@@ -16,9 +16,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+import _load
 import aiohttp
+from _report import progress, rate
 
 from kybern.testing import server_process
+
+CONCURRENCY = (1, 16, 64)
 
 
 def binary() -> str | None:
@@ -109,5 +113,31 @@ async def put(client: aiohttp.ClientSession, key: str, value: bytes) -> None:
             raise RuntimeError(f"etcd put: {resp.status} {payload[:200]!r}")
 
 
-async def wait_closed(clients: list[aiohttp.ClientSession]) -> None:
-    await asyncio.gather(*(c.close() for c in clients))
+def put_op(prefix: str, value: bytes) -> _load.Op:
+    async def op(client: aiohttp.ClientSession, w: int, i: int) -> None:
+        await put(client, f"{prefix}/o{w}-{i}", value)
+
+    return op
+
+
+async def put_runs(
+    url: str, pid: int, seconds: dict[int, float], value_sizes: dict[str, int]
+) -> list[dict[str, object]]:
+    """Closed-loop puts with 1, 16, 64 clients for each value size (named by a kind)."""
+    rows = []
+    for kind, size in value_sizes.items():
+        value = b"x" * size
+        for c in CONCURRENCY:
+            progress(f"etcd put ({size} B values, like a {kind}): {c} clients")
+            clients = [session(url) for _ in range(c)]
+            try:
+                await asyncio.gather(
+                    *(put(cl, f"/warm/{n}", value) for n, cl in enumerate(clients))
+                )
+                op = put_op(f"/registry/{kind}/bench-{c}", value)
+                run = await _load.closed_loop(clients, op, pid=pid, seconds=seconds[c])
+            finally:
+                await asyncio.gather(*(cl.close() for cl in clients))
+            rows.append(run.row(kind=kind, **{"value bytes": size}, clients=c))
+            progress(f"  -> {rate(run.throughput)}/s")
+    return rows

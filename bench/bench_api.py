@@ -1,8 +1,8 @@
 """Benchmark of the API server over HTTPS, against a fresh ``kybern server`` and a local etcd.
 
 Run: ``python bench/bench_api.py`` (``--quick`` for a smoke run, ``--no-write`` to leave
-bench/RESULTS.md alone, ``--profile`` to sample the server with py-spy during the 64-client
-create runs instead of benchmarking). Prints markdown tables and replaces the
+bench/RESULTS.md alone, ``--profile [create|watch]`` to sample the server with py-spy during
+64-client creates or the 1,000-watcher fan-out instead of benchmarking). Prints markdown tables and replaces the
 "## API server" section of bench/RESULTS.md (other sections are kept).
 
 Everything talks to a ``kybern server`` started by the benchmark in a temporary data dir on
@@ -15,16 +15,16 @@ certificate. Scenarios, in order:
   kubectl's chunks (limit=500 + continue; also with kubectl's Table Accept header).
 - create: closed-loop creates of ConfigMaps and Pods with 1, 16 and 64 clients.
 - get / list: GETs of single objects and LISTs of a 100-object namespace, 1, 16, 64 clients.
-- watch: 1, 16, 64 and 1,000 watchers on one namespace's ConfigMaps, then paced creates;
-  delivery latency = event arrival at a watcher minus the create's send (and its ack).
+- watch: 1, 16, 64 and 1,000 watchers on one namespace's ConfigMaps, then paced creates.
 - paced: open-loop mutating load at 200 writes/s (create, update, delete in turn); latency
   counted from each write's scheduled time, so a stalled server cannot hide queueing.
 - etcd: the server stopped, a single-member etcd on 127.0.0.1 takes raw puts (JSON gateway)
   with 1, 16, 64 clients and values the size of our stored objects; our create rate is
   reported as a ratio of its put rate.
 
-CPU columns are cores used over the run (1.00 = one core) by the server process and by this
-load generator: on a 2-core machine the client competes with the server.
+CPU columns are cores used over the run (1.00 = one core) by the server process, by this
+load generator and by the rest of the machine. The server runs with bench/_gcprobe on its
+PYTHONPATH, which logs its cyclic-GC pauses of 1 ms or more for a per-scenario table.
 """
 
 from __future__ import annotations
@@ -32,33 +32,34 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import re
+import os
 import shlex
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # bench/ is sys.path[0]
 
 import _api_report
 import _client
 import _etcd
+import _load
 import _profile
 import _report
+import _watch
 from _report import ms, percentile, progress, rate
 
 from kybern.testing import server_process
 
-HEADING = "## API server"
+BENCH = Path(__file__).resolve().parent
 CONCURRENCY = (1, 16, 64)
 READ_OBJECTS = 100  # objects per namespace for the GET and LIST runs
 
@@ -115,25 +116,22 @@ def configmap(name: str, value: str = "v") -> dict[str, Any]:
 
 
 def pod(name: str) -> dict[str, Any]:
+    container = {
+        "name": "app",
+        "image": "busybox:1.36",
+        "command": ["sleep", "3600"],
+        "ports": [{"containerPort": 8080, "name": "http"}],
+        "env": [{"name": "MODE", "value": "bench"}],
+        "resources": {
+            "requests": {"cpu": "10m", "memory": "16Mi"},
+            "limits": {"cpu": "100m", "memory": "64Mi"},
+        },
+    }
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name, "labels": {"app": "bench", "tier": "web"}},
-        "spec": {
-            "containers": [
-                {
-                    "name": "app",
-                    "image": "busybox:1.36",
-                    "command": ["sleep", "3600"],
-                    "ports": [{"containerPort": 8080, "name": "http"}],
-                    "env": [{"name": "MODE", "value": "bench"}],
-                    "resources": {
-                        "requests": {"cpu": "10m", "memory": "16Mi"},
-                        "limits": {"cpu": "100m", "memory": "64Mi"},
-                    },
-                }
-            ]
-        },
+        "spec": {"containers": [container]},
     }
 
 
@@ -147,95 +145,7 @@ def collection(kind: str, ns: str) -> str:
     return f"/api/v1/namespaces/{ns}/{KINDS[kind][0]}"
 
 
-# -- load loops -------------------------------------------------------------------------------
-
-Op = Callable[[aiohttp.ClientSession, int, int], Awaitable[Any]]
-
-
-@dataclass
-class Run:
-    latencies: list[float] = field(default_factory=list)
-    errors: int = 0
-    first_error: str = ""
-    meter: _client.CpuMeter | None = None
-
-    @property
-    def throughput(self) -> float:
-        assert self.meter is not None
-        return len(self.latencies) / self.meter.wall
-
-    def record_error(self, exc: BaseException) -> None:
-        self.errors += 1
-        self.first_error = self.first_error or f"{type(exc).__name__}: {exc}"[:200]
-
-    def row(self, **first: Any) -> dict[str, Any]:
-        assert self.meter is not None
-        lat = self.latencies
-        return {
-            **first,
-            "ops": len(lat),
-            "ops/s": rate(self.throughput),
-            "p50 ms": ms(percentile(lat, 0.50)),
-            "p99 ms": ms(percentile(lat, 0.99)),
-            "max ms": ms(max(lat, default=float("nan"))),
-            "errors": self.errors,
-            **self.meter.columns(),
-        }
-
-
-async def closed_loop(
-    clients: list[aiohttp.ClientSession],
-    op: Op,
-    *,
-    pid: int,
-    seconds: float | None = None,
-    total: int | None = None,
-) -> Run:
-    """Each client issues ``op`` back to back until the time is up or ``total`` ops are done."""
-    run = Run()
-    next_index = 0
-
-    async def worker(w: int, client: aiohttp.ClientSession) -> None:
-        nonlocal next_index
-        i = 0
-        while True:
-            if total is not None:
-                if next_index >= total:
-                    return
-                i, next_index = next_index, next_index + 1
-            elif time.perf_counter() >= stop_at:
-                return
-            t0 = time.perf_counter()
-            try:
-                await op(client, w, i)
-            except (TimeoutError, aiohttp.ClientError, RuntimeError) as exc:
-                run.record_error(exc)
-                continue
-            finally:
-                i += 1
-            run.latencies.append(time.perf_counter() - t0)
-
-    stop_at = time.perf_counter() + (seconds or 0)
-    with _client.CpuMeter(pid) as run.meter:
-        await asyncio.gather(*(worker(w, c) for w, c in enumerate(clients)))
-    return run
-
-
-@contextlib.asynccontextmanager
-async def sessions(creds: _client.Credentials, n: int):  # type: ignore[no-untyped-def]
-    clients = [_client.session(creds) for _ in range(n)]
-    try:
-        yield clients
-    finally:
-        await asyncio.gather(*(c.close() for c in clients))
-
-
-async def warm_up(clients: list[aiohttp.ClientSession], path: str = "/version") -> None:
-    """Open every client's TLS connection before the timed part."""
-    await asyncio.gather(*(_client.request(c, "GET", path) for c in clients))
-
-
-# -- the benchmark ----------------------------------------------------------------------------
+# -- the scenarios ----------------------------------------------------------------------------
 
 
 class Bench:
@@ -245,15 +155,24 @@ class Bench:
         assert server.process is not None
         self.pid = server.process.pid
         self.creds = _client.load_credentials(server.data_dir, server.url)
-        self.results: dict[str, Any] = {}
+        self.results: dict[str, Any] = {"phases": []}
         self.stored_size: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Mark a scenario's time span (CLOCK_MONOTONIC) for the GC-pause table."""
+        t0 = time.monotonic()
+        try:
+            yield
+        finally:
+            self.results["phases"].append((name, t0, time.monotonic()))
 
     async def namespace(self, client: aiohttp.ClientSession, name: str) -> None:
         body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
         await _client.request(client, "POST", "/api/v1/namespaces", body, expect=201)
 
-    def create_op(self, kind: str, ns: str, *, numbered: bool = False) -> Op:
-        """Creates named o<worker>-<i>, or o<i> when ``numbered`` (for a fixed-count fill)."""
+    def create_op(self, kind: str, ns: str, *, numbered: bool = False) -> _load.Op:
+        """Creates named o<worker>-<i>, or o<i> when ``numbered`` (a fixed-count fill)."""
         path, make = collection(kind, ns), KINDS[kind][1]
 
         async def op(client: aiohttp.ClientSession, w: int, i: int) -> None:
@@ -265,38 +184,33 @@ class Bench:
 
     async def fill(
         self, kind: str, ns: str, count: int, clients: list[aiohttp.ClientSession]
-    ) -> Run:
+    ) -> None:
         await self.namespace(clients[0], ns)
         op = self.create_op(kind, ns, numbered=True)
-        return await closed_loop(clients, op, pid=self.pid, total=count)
+        run = await _load.closed_loop(clients, op, pid=self.pid, total=count)
+        if run.errors:
+            raise RuntimeError(f"creating {count} {kind}s failed: {run.first_error}")
 
-    # -- list of 3,000 pods ----------------------------------------------------------------
+    # -- LIST of 3,000 pods ------------------------------------------------------------------
 
     async def list3000(self) -> None:
         n = self.plan.list_pods
-        progress(f"list: creating {n} pods in one namespace")
-        async with sessions(self.creds, 64) as clients:
-            await warm_up(clients)
-            run = await self.fill("Pod", "list3000", n, clients)
-            if run.errors:
-                raise RuntimeError(f"creating pods failed: {run.first_error}")
+        progress(f"list: creating {n:,} pods in one namespace")
+        async with _load.sessions(self.creds, 64) as clients:
+            await self.fill("Pod", "list3000", n, clients)
         self.results["rss_pods"] = _client.rss_bytes(self.pid)
         path = collection("Pod", "list3000")
-        async with sessions(self.creds, 1) as (client,):
-            await warm_up([client])
-            rows = [
-                await self.list_mode(client, "unpaginated", path, {}, n),
-                await self.list_mode(client, "limit=500 + continue", path, {"limit": "500"}, n),
-                await self.list_mode(
-                    client,
-                    "kubectl get: Table Accept, limit=500 + continue",
-                    path,
-                    {"limit": "500"},
-                    n,
-                    accept="application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
-                ),
+        table_accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+        modes = [
+            ("unpaginated", {}, "application/json"),
+            ("limit=500 + continue", {"limit": "500"}, "application/json"),
+            ("kubectl get: Table Accept, limit=500 + continue", {"limit": "500"}, table_accept),
+        ]
+        async with _load.sessions(self.creds, 1) as (client,):
+            self.results["list3000"] = [
+                await self.list_mode(client, mode, path, params, accept)
+                for mode, params, accept in modes
             ]
-        self.results["list3000"] = rows
 
     async def list_mode(
         self,
@@ -304,8 +218,7 @@ class Bench:
         mode: str,
         path: str,
         params: dict[str, str],
-        expect_items: int,
-        accept: str = "application/json",
+        accept: str,
     ) -> dict[str, Any]:
         progress(f"list: {mode} x{self.plan.list_reps}")
         times, size, kinds_seen = [], 0, set()
@@ -315,12 +228,12 @@ class Bench:
                 items, size, kind = await list_all(client, path, params, accept)
                 times.append(time.perf_counter() - t0)
                 kinds_seen.add(kind)
-                if items != expect_items:
-                    raise RuntimeError(f"list {mode}: {items} items, expected {expect_items}")
+                if items != self.plan.list_pods:
+                    raise RuntimeError(f"list {mode}: {items} items, not {self.plan.list_pods}")
         return {
             "mode": mode,
             "response": "/".join(sorted(kinds_seen)),
-            "items": expect_items,
+            "items": items,
             "MiB": _report.mib(size),
             "reps": len(times),
             "p50 ms": ms(percentile(times, 0.5)),
@@ -328,7 +241,7 @@ class Bench:
             **meter.columns(),
         }
 
-    # -- creates, gets, lists ----------------------------------------------------------------
+    # -- creates, GETs, LISTs ----------------------------------------------------------------
 
     async def creates(self) -> None:
         rows = []
@@ -337,114 +250,84 @@ class Bench:
                 seconds = self.plan.create_seconds[c]
                 progress(f"create {kind}: {c} clients, {seconds:g}s")
                 ns = f"create-{kind.lower()}-{c}"
-                async with sessions(self.creds, c) as clients:
-                    await warm_up(clients)
+                async with _load.sessions(self.creds, c) as clients:
                     await self.namespace(clients[0], ns)
                     op = self.create_op(kind, ns)
-                    run = await closed_loop(clients, op, pid=self.pid, seconds=seconds)
+                    run = await _load.closed_loop(clients, op, pid=self.pid, seconds=seconds)
                 rows.append(run.row(kind=kind, clients=c))
-                progress(
-                    f"  -> {rate(run.throughput)}/s, p99 {ms(percentile(run.latencies, 0.99))} ms"
-                )
+                p99 = ms(percentile(run.latencies, 0.99))
+                progress(f"  -> {rate(run.throughput)}/s, p99 {p99} ms")
         self.results["create"] = rows
         self.results["rss_after_creates"] = _client.rss_bytes(self.pid)
 
     async def reads(self) -> None:
-        async with sessions(self.creds, 64) as clients:
+        async with _load.sessions(self.creds, 64) as clients:
             for kind in KINDS:
                 await self.fill(kind, f"read-{kind.lower()}", READ_OBJECTS, clients)
         get_rows, list_rows = [], []
         for kind in KINDS:
             path = collection(kind, f"read-{kind.lower()}")
             for c in CONCURRENCY:
-                progress(f"get/list {kind}: {c} clients")
-                async with sessions(self.creds, c) as clients:
-                    await warm_up(clients)
-                    get_rows.append(await self.read_run(clients, kind, c, get_op(path)))
-                    list_rows.append(await self.read_run(clients, kind, c, list_op(path)))
+                progress(f"get and list {kind}: {c} clients")
+                async with _load.sessions(self.creds, c) as clients:
+                    get_rows.append(await self.read_run(clients, kind, get_op(path)))
+                    list_rows.append(await self.read_run(clients, kind, list_op(path)))
         self.results["get"], self.results["list"] = get_rows, list_rows
 
     async def read_run(
-        self, clients: list[aiohttp.ClientSession], kind: str, c: int, op: Op
+        self, clients: list[aiohttp.ClientSession], kind: str, op: _load.Op
     ) -> dict[str, Any]:
-        run = await closed_loop(clients, op, pid=self.pid, seconds=self.plan.read_seconds)
-        return run.row(kind=kind, clients=c)
+        run = await _load.closed_loop(clients, op, pid=self.pid, seconds=self.plan.read_seconds)
+        return run.row(kind=kind, clients=len(clients))
 
     # -- watch -------------------------------------------------------------------------------
 
-    async def watches(self) -> None:
-        rows = []
-        counts = [*CONCURRENCY, self.plan.many_watchers]
+    async def watches(self, counts: tuple[int, ...]) -> None:
         for n in counts:
             many = n == self.plan.many_watchers
             writes = self.plan.many_watch_writes if many else self.plan.watch_writes
             progress(f"watch: {n} watchers, {writes} creates at {self.plan.watch_rate:g}/s")
-            rows.append(await self.watch_run(n, writes, self.plan.watch_rate))
-        self.results["watch"] = rows
+            rss = _client.rss_bytes(self.pid)
+            with self.phase(f"watch, {n} watchers ({_report.mib(rss)} MiB RSS)"):
+                row = await self.watch_run(n, writes, self.plan.watch_rate)
+            self.results.setdefault("watch", []).append({"server RSS MiB": _report.mib(rss), **row})
 
     async def watch_run(self, watchers: int, writes: int, pace: float) -> dict[str, Any]:
-        ns = f"watch-{watchers}"
-        pattern = re.compile(rb'"name":"(wm-\d+)"')
-        async with sessions(self.creds, 1) as (writer,):
+        ns = f"watch-{watchers}-{len(self.results.get('watch', []))}"
+        path = collection("ConfigMap", ns)
+        async with _load.sessions(self.creds, 1) as (writer,):
             await self.namespace(writer, ns)
-            streams = await open_watches(
-                self.creds, f"{collection('ConfigMap', ns)}?watch=1", pattern, watchers
-            )
+            streams = await _watch.open_watches(self.creds, f"{path}?watch=1", watchers)
             try:
                 with _client.CpuMeter(self.pid) as meter:
-                    sent, acked = await paced_creates(
-                        writer, collection("ConfigMap", ns), writes, pace
-                    )
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(15):
-                            await wait_delivered(streams, writes)
+                    sent, acked = await _watch.paced_creates(writer, path, configmap, writes, pace)
+                    await _watch.wait_delivered(streams, writes, deadline=15)
             finally:
-                for s in streams:
-                    s.close()
-        from_send, from_ack, missing = [], [], 0
-        for s in streams:
-            for name, t_send in sent.items():
-                arrived = s.arrivals.get(name)
-                if arrived is None:
-                    missing += 1
-                    continue
-                from_send.append(arrived - t_send)
-                from_ack.append(arrived - acked[name])
-        return {
-            "watchers": watchers,
-            "writes": writes,
-            "deliveries": len(from_send),
-            "missing": missing,
-            "p50 ms": ms(percentile(from_send, 0.5)),
-            "p99 ms": ms(percentile(from_send, 0.99)),
-            "max ms": ms(max(from_send, default=float("nan"))),
-            "p50 from ack": ms(percentile(from_ack, 0.5)),
-            "p99 from ack": ms(percentile(from_ack, 0.99)),
-            **meter.columns(),
-        }
+                _watch.close(streams)
+        return {**_watch.delivery_row(streams, sent, acked), **meter.columns()}
 
     # -- paced mutating load -------------------------------------------------------------------
 
     async def paced(self) -> None:
         pace, seconds = self.plan.paced_rate, self.plan.paced_seconds
         progress(f"paced: {pace:g} writes/s for {seconds:g}s (create, update, delete)")
-        ns = "paced"
-        path = collection("ConfigMap", ns)
-        lag = int(
-            pace / 3 * 0.5
-        )  # update an object ~0.5 s after its create, delete it ~0.5 s later
+        path = collection("ConfigMap", "paced")
+        # object j: created at tick j, updated ~0.5 s later (tick j + lag), deleted ~1 s later
+        lag = int(pace / 3 * 0.5)
         rvs: dict[int, str] = {}
+        latencies: dict[str, list[float]] = {"create": [], "update": [], "delete": []}
+        service: list[float] = []
+        starts: list[float] = []
+        errors: list[str] = []
         async with _client.session(self.creds, connections=64) as client:
-            await self.namespace(client, ns)
-            for j in range(-2 * lag, 0):  # targets for the first ticks' updates and deletes
+            await self.namespace(client, "paced")
+            for j in range(-2 * lag, 0):  # what the first ticks update and delete
                 rvs[j] = await create_cm(client, path, j)
-            run_lat: dict[str, list[float]] = {"create": [], "update": [], "delete": []}
-            service: list[float] = []
-            errors: list[str] = []
 
             async def write(i: int, scheduled: float) -> None:
                 verb, j = ("create", "update", "delete")[i % 3], i // 3
                 t0 = time.perf_counter()
+                starts.append(t0)
                 try:
                     if verb == "create":
                         rvs[j] = await create_cm(client, path, j)
@@ -452,47 +335,58 @@ class Bench:
                         await update_cm(client, path, j - lag, rvs[j - lag])
                     else:
                         await _client.request(client, "DELETE", f"{path}/{name_of(j - 2 * lag)}")
-                except (aiohttp.ClientError, RuntimeError, KeyError) as exc:
+                except (*_load.ERRORS, KeyError) as exc:
                     errors.append(f"{verb}: {exc}"[:200])
                     return
                 done = time.perf_counter()
-                run_lat[verb].append(done - scheduled)
+                latencies[verb].append(done - scheduled)
                 service.append(done - t0)
 
             with _client.CpuMeter(self.pid) as meter:
-                await open_loop(write, pace, int(pace * seconds))
-        all_lat = [x for v in run_lat.values() for x in v]
-        rows = [
-            {
-                "writes": verb,
-                "ops": len(lat),
-                "p50 ms": ms(percentile(lat, 0.5)),
-                "p99 ms": ms(percentile(lat, 0.99)),
-                "max ms": ms(max(lat, default=float("nan"))),
-            }
-            for verb, lat in [("all", all_lat), *run_lat.items()]
-        ]
-        rows[0]["p99 ms (service time)"] = ms(percentile(service, 0.99))
-        self.results["paced"] = {
-            "rows": rows,
-            "achieved": len(all_lat) / meter.wall,
-            "errors": errors,
-            "cpu": meter.columns(),
-            "p99": percentile(all_lat, 0.99),
+                await _load.open_loop(write, pace, int(pace * seconds))
+        sent_rate = (len(starts) - 1) / (max(starts) - min(starts))
+        self.results["paced"] = paced_summary(latencies, service, errors, meter, sent_rate)
+
+
+def paced_summary(
+    latencies: dict[str, list[float]],
+    service: list[float],
+    errors: list[str],
+    meter: _client.CpuMeter,
+    sent_rate: float,
+) -> dict[str, Any]:
+    everything = [x for v in latencies.values() for x in v]
+    rows = [
+        {
+            "writes": verb,
+            "ops": len(lat),
+            "p50 ms": ms(percentile(lat, 0.5)),
+            "p99 ms": ms(percentile(lat, 0.99)),
+            "max ms": ms(max(lat, default=float("nan"))),
         }
+        for verb, lat in [("all", everything), *latencies.items()]
+    ]
+    rows[0]["p99 ms (service time)"] = ms(percentile(service, 0.99))
+    return {
+        "rows": rows,
+        "achieved": sent_rate,  # writes started per second
+        "errors": errors,
+        "cpu": meter.columns(),
+        "p99": percentile(everything, 0.99),
+    }
 
 
-# -- helpers used by the scenarios --------------------------------------------------------------
+# -- requests -----------------------------------------------------------------------------------
 
 
-def get_op(path: str) -> Op:
+def get_op(path: str) -> _load.Op:
     async def op(client: aiohttp.ClientSession, w: int, i: int) -> None:
         await _client.request(client, "GET", f"{path}/o{(w * 7919 + i * 31) % READ_OBJECTS}")
 
     return op
 
 
-def list_op(path: str) -> Op:
+def list_op(path: str) -> _load.Op:
     async def op(client: aiohttp.ClientSession, w: int, i: int) -> None:
         await _client.request(client, "GET", path)
 
@@ -534,129 +428,42 @@ async def update_cm(client: aiohttp.ClientSession, path: str, j: int, rv: str) -
     await _client.request(client, "PUT", f"{path}/{name_of(j)}", obj)
 
 
-async def open_loop(
-    write: Callable[[int, float], Awaitable[None]], pace: float, count: int
-) -> None:
-    """Start write i at start + i/pace whatever happened to the earlier ones."""
-    start = time.perf_counter() + 0.05
-    tasks = []
-    for i in range(count):
-        scheduled = start + i / pace
-        delay = scheduled - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(write(i, scheduled)))
-    await asyncio.gather(*tasks)
-
-
-async def open_watches(
-    creds: _client.Credentials, path: str, pattern: re.Pattern[bytes], n: int
-) -> list[_client.WatchStream]:
-    streams: list[_client.WatchStream] = []
-    for start in range(0, n, 50):  # batches: stay under the server's listen backlog
-        batch = [
-            _client.WatchStream.open(creds, path, pattern) for _ in range(start, min(n, start + 50))
-        ]
-        streams += await asyncio.gather(*batch)
-    return streams
-
-
-async def paced_creates(
-    client: aiohttp.ClientSession, path: str, writes: int, pace: float
-) -> tuple[dict[bytes, float], dict[bytes, float]]:
-    sent: dict[bytes, float] = {}
-    acked: dict[bytes, float] = {}
-    start = time.perf_counter() + 0.05
-    for i in range(writes):
-        delay = start + i / pace - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        name = f"wm-{i}"
-        sent[name.encode()] = time.perf_counter()
-        await _client.request(client, "POST", path, configmap(name), expect=201)
-        acked[name.encode()] = time.perf_counter()
-    return sent, acked
-
-
-async def wait_delivered(streams: list[_client.WatchStream], writes: int) -> None:
-    """Return once every watcher saw every write (the caller bounds the wait)."""
-    for s in streams:
-        s.want = writes
-        if len(s.arrivals) >= writes:
-            s.complete.set()
-    await asyncio.gather(*(s.complete.wait() for s in streams))
-
-
-# -- etcd ---------------------------------------------------------------------------------------
-
-
-def put_op(kind: str, c: int, value: bytes) -> Op:
-    async def op(client: aiohttp.ClientSession, w: int, i: int) -> None:
-        await _etcd.put(client, f"/registry/{kind}/bench-{c}/o{w}-{i}", value)
-
-    return op
-
-
-async def etcd_puts(
-    url: str, pid: int, plan: Plan, value_sizes: dict[str, int]
-) -> list[dict[str, Any]]:
-    rows = []
-    for kind, size in value_sizes.items():
-        value = b"x" * size
-        for c in CONCURRENCY:
-            progress(f"etcd put ({size} B values, like a {kind}): {c} clients")
-            clients = [_etcd.session(url) for _ in range(c)]
-            try:
-                warm = (_etcd.put(cl, f"/warm/{n}", value) for n, cl in enumerate(clients))
-                await asyncio.gather(*warm)
-                op = put_op(kind, c, value)
-                run = await closed_loop(clients, op, pid=pid, seconds=plan.create_seconds[c])
-            finally:
-                await _etcd.wait_closed(clients)
-            rows.append(run.row(kind=kind, **{"value bytes": size}, clients=c))
-            progress(f"  -> {rate(run.throughput)}/s")
-    return rows
-
-
-def run_etcd(workdir: Path, plan: Plan, value_sizes: dict[str, int]) -> list[dict[str, Any]]:
-    etcd = _etcd.EtcdProcess(workdir / "etcd" / "data")
-    progress(f"etcd: starting ({_etcd.version()})")
-    etcd.start()
-    try:
-        assert etcd.process is not None
-        return run_loop(etcd_puts(etcd.url, etcd.process.pid, plan, value_sizes))  # type: ignore[no-any-return]
-    finally:
-        etcd.stop()
-
-
 # -- orchestration ----------------------------------------------------------------------------
 
 
 def run_loop(coro: Awaitable[Any]) -> Any:
     try:
         import uvloop
-
-        return uvloop.run(coro)  # type: ignore[arg-type]
     except ImportError:
         return asyncio.run(coro)  # type: ignore[arg-type]
+    return uvloop.run(coro)  # type: ignore[arg-type]
 
 
-def start_server(workdir: Path) -> tuple[server_process.ServerProcess, dict[str, Any]]:
+def start_server(
+    workdir: Path, gc_log: Path | None = None
+) -> tuple[server_process.ServerProcess, dict[str, Any]]:
     extra = ["--log-level", "warning"]
     if "--disable-agent" in server_help():
-        extra.append("--disable-agent")
+        extra.append("--disable-agent")  # pods must stay API objects, not containers
     server = server_process.ServerProcess(data_dir=workdir / "server", extra_args=extra)
+    saved = dict(os.environ)
+    if gc_log is not None:
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(BENCH / "_gcprobe"), os.environ.get("PYTHONPATH")])
+        )
+        os.environ["KYBERN_BENCH_GC_LOG"] = str(gc_log)
     t0 = time.perf_counter()
-    server.start()
+    try:
+        server.start()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     ready = time.perf_counter() - t0
     assert server.process is not None
     rss_ready = _client.rss_bytes(server.process.pid)
-    time.sleep(2.0)  # let start-up work (cache priming, GC) settle
-    return server, {
-        "ready_s": ready,
-        "rss_ready": rss_ready,
-        "rss_idle": _client.rss_bytes(server.process.pid),
-    }
+    time.sleep(2.0)  # let start-up work (cache priming, GC) settle before "idle"
+    rss_idle = _client.rss_bytes(server.process.pid)
+    return server, {"ready_s": ready, "rss_ready": rss_ready, "rss_idle": rss_idle}
 
 
 def server_help() -> str:
@@ -665,25 +472,32 @@ def server_help() -> str:
 
 
 async def scenarios(bench: Bench) -> dict[str, Any]:
-    await bench.list3000()
-    await bench.creates()
-    await bench.reads()
-    await bench.watches()
-    await bench.paced()
+    with bench.phase("list of 3,000 pods (incl. creating them)"):
+        await bench.list3000()
+    await bench.watches((bench.plan.many_watchers,))  # small heap: fan-out cost alone
+    with bench.phase("creates"):
+        await bench.creates()
+    with bench.phase("GETs and LISTs"):
+        await bench.reads()
+    await bench.watches((*CONCURRENCY, bench.plan.many_watchers))  # ~100k objects in memory
+    with bench.phase("paced writes"):
+        await bench.paced()
     return bench.results
 
 
 def run_all(workdir: Path, plan: Plan) -> dict[str, Any]:
     progress("server: starting")
-    server, startup = start_server(workdir)
+    gc_log = workdir / "gc.log"
+    server, startup = start_server(workdir, gc_log)
     try:
         bench = Bench(server, plan)
         results = run_loop(scenarios(bench))
-        stored = {kind: bench.stored_size[kind] for kind in KINDS if kind in bench.stored_size}
         results["startup"] = startup
-        results["server_log_tail"] = server.logs()[-2000:]
+        results["rss_end"] = _client.rss_bytes(bench.pid)
     finally:
         server.stop()
+    results["gc"] = gc_log.read_text() if gc_log.exists() else ""
+    stored = {kind: bench.stored_size[kind] for kind in KINDS if kind in bench.stored_size}
     if _etcd.binary():
         results["etcd"] = run_etcd(workdir, plan, stored)
     else:
@@ -692,20 +506,41 @@ def run_all(workdir: Path, plan: Plan) -> dict[str, Any]:
     return results
 
 
+def run_etcd(workdir: Path, plan: Plan, value_sizes: dict[str, int]) -> list[dict[str, Any]]:
+    etcd = _etcd.EtcdProcess(workdir / "etcd" / "data")
+    progress(f"etcd: starting ({_etcd.version()})")
+    etcd.start()
+    try:
+        assert etcd.process is not None
+        runs = _etcd.put_runs(etcd.url, etcd.process.pid, plan.create_seconds, value_sizes)
+        return run_loop(runs)  # type: ignore[no-any-return]
+    finally:
+        etcd.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
-    parser.add_argument("--profile", action="store_true", help="py-spy profile of creates")
+    parser.add_argument(
+        "--profile",
+        nargs="?",
+        const="create",
+        choices=["create", "watch"],
+        help="instead of benchmarking, py-spy the server during 64-client creates (default) or "
+        "the 1,000-watcher fan-out",
+    )
+    parser.add_argument("--native", action="store_true", help="with --profile: C frames too")
     parser.add_argument("--command", default="", help="command line to record in RESULTS.md")
     parser.add_argument("--dir", type=Path, default=None, help="where to put temp data dirs")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
-    _client.raise_fd_limit(8192)  # 1,000 watch connections; the server inherits it
+    _client.raise_fd_limit(8192)  # 1,000 watch connections; the server inherits the limit
     command = args.command or shlex.join(["python", "bench/bench_api.py", *sys.argv[1:]])
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="kybern-bench-api-") as tmp:
         if args.profile:
-            _profile.main(Path(tmp), plan, sys.modules[__name__])
+            api = sys.modules[__name__]
+            _profile.main(Path(tmp), plan, api, scenario=args.profile, native=args.native)
             return
         t0 = time.perf_counter()
         results = run_all(Path(tmp), plan)
@@ -713,7 +548,7 @@ def main() -> None:
     section = _api_report.render(results, plan=plan, command=command, quick=args.quick)
     print(section)
     if not args.no_write:
-        _report.write_section(HEADING, section)
+        _report.write_section(_api_report.HEADING, section)
         print(f"(written to {_report.RESULTS})")
 
 
