@@ -336,3 +336,39 @@ async def test_long_lists_stream_as_valid_json(
     assert code == 200
     assert listed["kind"] == "ConfigMapList"
     assert [i["metadata"]["name"] for i in listed["items"]] == [f"cm-{i:03d}" for i in range(5)]
+
+
+async def test_periodic_bookmarks_carry_the_current_revision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import aiohttp
+
+    from kybern.apiserver import watchcache
+
+    monkeypatch.setattr(watchcache, "BOOKMARK_INTERVAL", 0.05)
+    server = await start_server(tmp_path)
+    try:
+        async with aiohttp.ClientSession() as session:
+            await _check_bookmarks(Client(session, f"http://127.0.0.1:{server.port}"))
+    finally:
+        await server.stop()
+
+
+async def _check_bookmarks(client: Client) -> None:
+    _, listed = await client.get(CM)
+    plain = await client.watch(CM, resourceVersion=listed["metadata"]["resourceVersion"])
+    marked = await client.watch(
+        CM, resourceVersion=listed["metadata"]["resourceVersion"], allowWatchBookmarks="true"
+    )
+    async with plain, marked:
+        _, made = await client.post(CM, configmap("m"))
+        assert (await next_event(marked))["type"] == "ADDED"
+        event = await asyncio.wait_for(next_event(marked), 5)
+        while event["object"]["metadata"]["resourceVersion"] != made["metadata"]["resourceVersion"]:
+            event = await asyncio.wait_for(next_event(marked), 5)
+        assert event["type"] == "BOOKMARK"
+        assert event["object"]["kind"] == "ConfigMap"
+        # A watcher that did not ask for bookmarks gets none: only the ADDED event.
+        assert (await next_event(plain))["type"] == "ADDED"
+        await client.post(CM, configmap("n"))
+        assert (await asyncio.wait_for(next_event(plain), 5))["object"]["metadata"]["name"] == "n"

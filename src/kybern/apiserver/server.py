@@ -23,6 +23,7 @@ from kybern.apiserver import (
     app,
     authn,
     errors,
+    gctuning,
     kubeconfig,
     metrics,
     pki,
@@ -50,6 +51,9 @@ class Config:
     datastore: str = ""  # default: sqlite in the data dir
     tls: bool = True
     watch_cache_capacity: int = 10_000
+    # Process-wide GC tuning (kybern.apiserver.gctuning): on for `kybern server`, off when the
+    # server is embedded in another process such as a test run.
+    tune_gc: bool = False
     history_window_seconds: float | None = None
     history_window_revisions: int | None = None
     compact_interval_seconds: float | None = None  # None: the backend's default
@@ -67,6 +71,7 @@ class APIServer:
         self.registry: registry.Registry | None = None
         self.pki: pki.PKI | None = None
         self._runner: web.AppRunner | None = None
+        self._gc_task: asyncio.Task[None] | None = None
         self.port = config.port
         self.kubeconfig_path = config.data_dir / "kubeconfig.yaml"
 
@@ -98,6 +103,9 @@ class APIServer:
         )
         await self._bootstrap()
         await self._serve()
+        if self.config.tune_gc:
+            freezer = gctuning.HeapFreezer(self.cache.object_count)
+            self._gc_task = asyncio.create_task(gctuning.run(freezer), name="gc-freezer")
 
     async def _bootstrap(self) -> None:
         assert self.registry is not None
@@ -151,6 +159,8 @@ class APIServer:
         log.info("kybern API server serving on %s (kubeconfig: %s)", self.url, self.kubeconfig_path)
 
     async def stop(self) -> None:
+        if self._gc_task is not None:
+            self._gc_task.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
         if self.cache is not None:

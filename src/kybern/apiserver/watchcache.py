@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 
 PREFIX = "/registry/"
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
+BOOKMARK = "BOOKMARK"
 WAIT_TIMEOUT = 3.0
+BOOKMARK_INTERVAL = 60.0  # how often watchers that allow bookmarks get one
 
 
 def object_key(resource: str, namespace: str, name: str) -> str:
@@ -78,8 +80,11 @@ Matcher = Callable[[dict[str, Any]], bool]
 class Watcher:
     """One client's watch: a bounded queue the cache pushes matching events into."""
 
-    def __init__(self, namespace: str, matches: Matcher, capacity: int) -> None:
+    def __init__(
+        self, namespace: str, matches: Matcher, capacity: int, *, bookmarks: bool = False
+    ) -> None:
         self.namespace = namespace
+        self.bookmarks = bookmarks
         self.matches = matches
         self.queue: asyncio.Queue[CachedEvent | None] = asyncio.Queue()
         self.capacity = capacity
@@ -189,7 +194,7 @@ class WatchCache:
         self._start_revision = 0
         # (revision, future) pairs of readers waiting for the cache to reach a revision.
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self.ready = asyncio.Event()
 
     def resource(self, name: str) -> ResourceCache:
@@ -209,14 +214,20 @@ class WatchCache:
         for kv in kvs:
             resource, _, _ = split_key(kv.key)
             self.resource(resource).objects[kv.key] = decode(kv)
-        self._task = asyncio.create_task(self._follow(), name="watch-cache")
+        self._tasks = [
+            asyncio.create_task(self._follow(), name="watch-cache"),
+            asyncio.create_task(self._bookmarks(), name="watch-bookmarks"),
+        ]
         self.ready.set()
 
+    def object_count(self) -> int:
+        return sum(len(cache.objects) for cache in self._resources.values())
+
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         for cache in self._resources.values():
             for watcher in tuple(cache.watchers):
                 watcher.queue.put_nowait(None)
@@ -237,6 +248,17 @@ class WatchCache:
             except Exception:
                 log.exception("watch cache: backend watch failed; restarting it")
                 await asyncio.sleep(0.1)
+
+    async def _bookmarks(self) -> None:
+        """Every BOOKMARK_INTERVAL, tell watchers that asked for bookmarks how far the cache
+        has got, so they can resume from there without replaying."""
+        while True:
+            await asyncio.sleep(BOOKMARK_INTERVAL)
+            mark = CachedEvent(BOOKMARK, "", "", {}, None, self.revision)
+            for cache in self._resources.values():
+                for watcher in cache.watchers:
+                    if watcher.bookmarks and not watcher.overflowed:
+                        watcher.queue.put_nowait(mark)
 
     async def _relist(self) -> None:
         result = await self.backend.list(PREFIX)

@@ -76,6 +76,7 @@ def _tuning_flags(p: argparse.ArgumentParser) -> None:
 
 def _run_server(args: argparse.Namespace) -> int:
     config = server.Config(
+        tune_gc=True,
         data_dir=args.data_dir or server.default_data_dir(),
         bind_address=args.bind_address,
         port=args.port,
