@@ -372,3 +372,14 @@ async def _check_bookmarks(client: Client) -> None:
         assert (await next_event(plain))["type"] == "ADDED"
         await client.post(CM, configmap("n"))
         assert (await asyncio.wait_for(next_event(plain), 5))["object"]["metadata"]["name"] == "n"
+
+
+async def test_an_update_that_changes_nothing_writes_nothing(client: Client) -> None:
+    _, made = await client.post(CM, configmap("same", a="1"))
+    code, again = await client.put(f"{CM}/same", made)
+    assert code == 200
+    assert again["metadata"]["resourceVersion"] == made["metadata"]["resourceVersion"]
+    code, patched = await client.patch(f"{CM}/same", {"data": {"a": "1"}})
+    assert patched["metadata"]["resourceVersion"] == made["metadata"]["resourceVersion"]
+    code, changed = await client.patch(f"{CM}/same", {"data": {"a": "2"}})
+    assert int(changed["metadata"]["resourceVersion"]) > int(made["metadata"]["resourceVersion"])

@@ -54,6 +54,18 @@ def encode_for_storage(obj: dict[str, Any]) -> bytes:
     return orjson.dumps(obj)
 
 
+def _same(new: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Equal apart from metadata.resourceVersion."""
+    if new.keys() != current.keys():
+        return False
+    for key, value in new.items():
+        if key != "metadata" and value != current[key]:
+            return False
+    meta, old_meta = new["metadata"], current["metadata"]
+    keys = (meta.keys() | old_meta.keys()) - {"resourceVersion"}
+    return all(meta.get(k) == old_meta.get(k) for k in keys)
+
+
 def revision_of(obj: dict[str, Any]) -> int:
     return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
 
@@ -172,11 +184,10 @@ class Registry:
                 info.group,
                 f"Precondition failed: UID in precondition: {uid}, UID in object meta: {current_uid}",
             )
-        requested = revision_of(body)
-        expected = requested or revision_of(current)
-        new = copy.deepcopy(body)
+        expected = revision_of(body) or revision_of(current)
+        # `body` was decoded for this request alone: ours to change.
         return await self._apply_update(
-            info, to_version(info, current), new, expected, dry_run, subresource
+            info, to_version(info, current), body, expected, dry_run, subresource
         ), False
 
     async def patch(
@@ -246,6 +257,9 @@ class Registry:
             return new
         if self._finalized(new):
             return (await self.delete_now(info, new, expected)).obj
+        if _same(new, current):
+            # Kubernetes skips a write that changes nothing: no new revision, no watch event.
+            return current
         key = storage_key(info, current["metadata"].get("namespace", ""), name)
         try:
             rev = await self.backend.update(
