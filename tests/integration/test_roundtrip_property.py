@@ -107,8 +107,16 @@ def _round_trip(
     assert patched.status == 200, patched.body
     after = raw.get(f"{collection}/{name}").json
     assert after == patched.json
-    assert int(after["metadata"]["resourceVersion"]) > int(meta["resourceVersion"])
     expected = _merge(made, patch)
+    unchanged = {k: v for k, v in after.items() if k != "metadata"} == {
+        k: v for k, v in made.items() if k != "metadata"
+    } and {k: v for k, v in after["metadata"].items() if k != "resourceVersion"} == {
+        k: v for k, v in meta.items() if k != "resourceVersion"
+    }
+    if unchanged:  # a patch that changes nothing writes nothing: same resourceVersion
+        assert after["metadata"]["resourceVersion"] == meta["resourceVersion"]
+    else:
+        assert int(after["metadata"]["resourceVersion"]) > int(meta["resourceVersion"])
     for field in ("data", "stringData", "spec"):
         if field in expected or field in after:
             assert after.get(field) == expected.get(field), field

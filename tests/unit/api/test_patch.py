@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from kybern.api import errors, patch
@@ -291,8 +291,22 @@ _json = st.recursive(
 _objects = st.dictionaries(st.text(max_size=3), _json, max_size=4)
 
 
+def _null_member_in_array(value: Any, in_array: bool = False) -> bool:
+    if isinstance(value, dict):
+        return any(
+            (v is None and in_array) or _null_member_in_array(v, in_array) for v in value.values()
+        )
+    if isinstance(value, list):
+        return any(_null_member_in_array(v, True) for v in value)
+    return False
+
+
 @given(_objects, _objects)
 def test_merge_patch_is_idempotent_and_pure(doc: dict[str, Any], merge: dict[str, Any]) -> None:
+    # evanphx/json-patch (what Kubernetes applies) keeps null members of objects inside an
+    # array when the array replaces an object, and prunes them when it replaces anything
+    # else; kybern follows it, so such patches are not idempotent there either.
+    assume(not _null_member_in_array(merge))
     before_doc, before_merge = copy.deepcopy(doc), copy.deepcopy(merge)
     once = patch.apply_merge_patch(doc, merge)
     assert patch.apply_merge_patch(once, merge) == once
