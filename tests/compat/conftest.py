@@ -16,6 +16,7 @@ import pytest
 
 from kybern.testing import server_process
 from tests.support import cluster
+from tests.support import kubectl as kubectl_
 
 
 @pytest.fixture(scope="session")
@@ -56,3 +57,9 @@ def ns(core: kubernetes.client.CoreV1Api) -> str:
     name = f"t-{uuid.uuid4().hex[:10]}"
     core.create_namespace({"metadata": {"name": name}})
     return name
+
+
+@pytest.fixture(scope="session")
+def kubectl(kubeconfig: Path) -> kubectl_.Kubectl:
+    """The real kubectl, pointed at the session's server."""
+    return kubectl_.Kubectl(kubeconfig)
