@@ -49,7 +49,9 @@ def test_crud_every_kind(api_client: kubernetes.client.ApiClient, ns: str, case_
     assert name in [item.metadata.name for item in listed.items]
     assert int(listed.metadata.resource_version) >= created_rv
     if case.namespaced:
-        everywhere = case.call(api_client, "list_all", ns)
+        # Narrowed to this object: other tests' core/v1 Events read through events.k8s.io
+        # carry `eventTime: null`, which Kubernetes sends too and the 37.x client refuses.
+        everywhere = case.call(api_client, "list_all", ns, field_selector=f"metadata.name={name}")
         assert (ns, name) in [(i.metadata.namespace, i.metadata.name) for i in everywhere.items]
 
     # replace: the object as the client modelled it, sent back with one more label
@@ -71,8 +73,7 @@ def test_crud_every_kind(api_client: kubernetes.client.ApiClient, ns: str, case_
     assert patched.metadata.annotations == {"json": "patch"}
     assert _rv(patched) > _rv(merged) > _rv(replaced)
 
-    strategic = api_error(
-        case.call,
+    strategic = case.call(
         api_client,
         "patch",
         ns,
@@ -80,7 +81,7 @@ def test_crud_every_kind(api_client: kubernetes.client.ApiClient, ns: str, case_
         body={"metadata": {"labels": {"s": "1"}}},
         _content_type=STRATEGIC,
     )
-    assert strategic.status == 415
+    assert strategic.metadata.labels == {**merged.metadata.labels, "s": "1"}
 
     deleted = case.call(api_client, "delete", ns, name=name)
     # Kinds whose store returns the deleted object: the client decodes it as the kind.

@@ -342,23 +342,23 @@ def test_system_namespaces_cannot_be_deleted(core: kubernetes.client.CoreV1Api, 
     assert core.read_namespace(name).metadata.deletion_timestamp is None
 
 
-@pytest.mark.parametrize(
-    "content_type", ["application/strategic-merge-patch+json", "application/apply-patch+yaml"]
-)
-def test_strategic_merge_and_apply_are_refused_for_now(
-    core: kubernetes.client.CoreV1Api, ns: str, content_type: str
-) -> None:
+def test_strategic_merge_and_apply_patches(core: kubernetes.client.CoreV1Api, ns: str) -> None:
     core.create_namespaced_config_map(ns, _configmap("smp"))
-    exc = api_error(
-        core.patch_namespaced_config_map,
+    patched = core.patch_namespaced_config_map(
+        "smp", ns, {"data": {"k2": "x"}}, _content_type="application/strategic-merge-patch+json"
+    )
+    assert patched.data == {"k": "v", "k2": "x"}
+    applied = core.patch_namespaced_config_map(
         "smp",
         ns,
-        {"data": {"k": "x"}},
-        _content_type=content_type,
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "smp"}, "data": {"k": "y"}},
+        _content_type="application/apply-patch+yaml",
         field_manager="test",
+        force=True,
     )
-    assert (exc.status, status_of(exc)["reason"]) == (415, "UnsupportedMediaType")
-    assert core.read_namespaced_config_map("smp", ns).data == {"k": "v"}
+    assert applied.data == {"k": "y", "k2": "x"}
+    managers = {(e.manager, e.operation) for e in applied.metadata.managed_fields}
+    assert ("test", "Apply") in managers
 
 
 def test_concurrent_patches_all_apply(core: kubernetes.client.CoreV1Api, ns: str) -> None:

@@ -254,19 +254,19 @@ CASES: dict[str, Case] = {
         b"<x/>",
         content_type="application/xml",
     ),
-    "patch-strategic": Case(
+    "patch-strategic-bad-directive": Case(
         "PATCH",
         f"{CM}/existing",
-        415,
-        "UnsupportedMediaType",
-        {"data": {"a": "b"}},
+        400,
+        "BadRequest",
+        {"data": {"$patch": "bogus"}},
         content_type="application/strategic-merge-patch+json",
     ),
-    "patch-apply": Case(
+    "patch-apply-without-name": Case(
         "PATCH",
         f"{CM}/existing",
-        415,
-        "UnsupportedMediaType",
+        400,
+        "BadRequest",
         b"data: {a: b}",
         content_type="application/apply-patch+yaml",
         query={"fieldManager": "t"},

@@ -20,7 +20,10 @@ class Cause:
     field: str
 
     def to_dict(self) -> dict[str, str]:
-        return {"reason": self.reason, "message": self.message, "field": self.field}
+        """The wire form (metav1.StatusCause): the message without the field path, which has
+        its own key (kubectl prints "<field>: <message>" from the two)."""
+        message = self.message.removeprefix(f"{self.field}: ") if self.field else self.message
+        return {"reason": self.reason, "message": message, "field": self.field}
 
 
 def required(field: str) -> Cause:

@@ -7,7 +7,8 @@ discovery from it, validation picks the schema and the name rule from it, the CL
 events.k8s.io Events) shares one location and one object.
 
 Group order (``groups()``) follows the priorities kube-apiserver gives its built-in groups
-(the aggregator's ``apiVersionPriorities``): core first, then apps, events.k8s.io, autoscaling,
+(the aggregator's ``apiVersionPriorities``): core first, then apps, events.k8s.io,
+authentication.k8s.io, authorization.k8s.io (create-only reviews, never stored), autoscaling,
 batch, networking.k8s.io, policy, rbac.authorization.k8s.io, storage.k8s.io,
 apiextensions.k8s.io, scheduling.k8s.io, coordination.k8s.io, discovery.k8s.io. Within a group
 the versions are listed preferred first (autoscaling: v2, v1), as /apis does.
@@ -63,6 +64,7 @@ class ResourceInfo:
     verbs: tuple[str, ...] = ALL_VERBS
     storage_resource: str = ""
     storage_version: str = ""
+    virtual: bool = False  # create-only, never stored (access reviews): answered, not persisted
 
     @property
     def api_version(self) -> str:
@@ -98,6 +100,7 @@ def _r(
     sub: tuple[str, ...] = (),
     verbs: tuple[str, ...] = ALL_VERBS,
     storage: tuple[str, str] | None = None,
+    virtual: bool = False,
 ) -> ResourceInfo:
     """Build one entry; the schema name is derived from the Go package of the group."""
     group, _, version = api_version.rpartition("/")
@@ -120,6 +123,7 @@ def _r(
         verbs=verbs,
         storage_resource=storage_resource,
         storage_version=storage_version,
+        virtual=virtual,
     )
 
 
@@ -236,11 +240,59 @@ _RESOURCES: tuple[ResourceInfo, ...] = (
     _r("discovery.k8s.io/v1", "EndpointSlice", "endpointslices"),
 )
 
+# Create-only resources that are answered and never stored: access reviews (``kubectl auth
+# can-i``) and ``kubectl auth whoami``. Not in all_resources(), which lists stored kinds.
+_CREATE: tuple[str, ...] = ("create",)
+_VIRTUAL: tuple[ResourceInfo, ...] = (
+    _r(
+        "authentication.k8s.io/v1",
+        "SelfSubjectReview",
+        "selfsubjectreviews",
+        namespaced=False,
+        verbs=_CREATE,
+        virtual=True,
+    ),
+    _r(
+        "authorization.k8s.io/v1",
+        "LocalSubjectAccessReview",
+        "localsubjectaccessreviews",
+        verbs=_CREATE,
+        virtual=True,
+    ),
+    _r(
+        "authorization.k8s.io/v1",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        namespaced=False,
+        verbs=_CREATE,
+        virtual=True,
+    ),
+    _r(
+        "authorization.k8s.io/v1",
+        "SelfSubjectRulesReview",
+        "selfsubjectrulesreviews",
+        namespaced=False,
+        verbs=_CREATE,
+        virtual=True,
+    ),
+    _r(
+        "authorization.k8s.io/v1",
+        "SubjectAccessReview",
+        "subjectaccessreviews",
+        namespaced=False,
+        verbs=_CREATE,
+        virtual=True,
+    ),
+)
+_SERVED: tuple[ResourceInfo, ...] = _RESOURCES + _VIRTUAL
+
 # Kubernetes' group priority order (see module docstring); the core group "" comes first.
 GROUP_ORDER: tuple[str, ...] = (
     "",
     "apps",
     "events.k8s.io",
+    "authentication.k8s.io",
+    "authorization.k8s.io",
     "autoscaling",
     "batch",
     "networking.k8s.io",
@@ -258,8 +310,13 @@ _GROUP_VERSIONS: dict[str, tuple[str, ...]] = {"autoscaling": ("v2", "v1")}
 
 
 def all_resources() -> tuple[ResourceInfo, ...]:
-    """Every served (group, version, resource), grouped in discovery order."""
+    """Every stored (group, version, resource), grouped in discovery order."""
     return _RESOURCES
+
+
+def served_resources() -> tuple[ResourceInfo, ...]:
+    """Every served resource: the stored ones and the virtual (create-only) ones."""
+    return _SERVED
 
 
 def groups() -> list[tuple[str, tuple[str, ...], str]]:
@@ -323,18 +380,18 @@ def _aliases(info: ResourceInfo) -> tuple[str, ...]:
 
 @functools.cache
 def _by_gvr() -> dict[tuple[str, str, str], ResourceInfo]:
-    return {(r.group, r.version, r.plural): r for r in _RESOURCES}
+    return {(r.group, r.version, r.plural): r for r in _SERVED}
 
 
 @functools.cache
 def _by_gvk() -> dict[tuple[str, str], ResourceInfo]:
-    return {(r.api_version, r.kind): r for r in _RESOURCES}
+    return {(r.api_version, r.kind): r for r in _SERVED}
 
 
 @functools.cache
 def _by_group_version() -> dict[tuple[str, str], tuple[ResourceInfo, ...]]:
     out: dict[tuple[str, str], list[ResourceInfo]] = {}
-    for r in _RESOURCES:
+    for r in _SERVED:
         out.setdefault((r.group, r.version), []).append(r)
     return {k: tuple(v) for k, v in out.items()}
 

@@ -33,7 +33,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from kybern.api import errors
+from kybern.api import errors, strategic
 
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -318,6 +318,7 @@ Applier = Callable[[Any, Any], Any]
 APPLIERS: dict[str, Applier] = {
     JSON_PATCH: apply_json_patch,
     MERGE_PATCH: apply_merge_patch,
+    STRATEGIC_MERGE_PATCH: strategic.apply_strategic_merge_patch,
 }
 
 

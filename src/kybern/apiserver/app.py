@@ -1,7 +1,9 @@
-"""The aiohttp application: middlewares (metrics, errors as Status, authentication) and routes.
+"""The aiohttp application: middlewares (metrics, per-request state and Warning headers,
+errors as Status, authentication) and routes.
 
-Routes: /version, /healthz, /livez, /readyz, /metrics, discovery and every resource path under
-/api and /apis (kybern.apiserver.routing). Anything else is a 404 Status.
+Routes: /version, /healthz, /livez, /readyz, /metrics, /openapi/v2 and /openapi/v3
+(kybern.apiserver.openapi), discovery and every resource path under /api and /apis
+(kybern.apiserver.routing). Anything else is a 404 Status.
 """
 
 from __future__ import annotations
@@ -17,7 +19,16 @@ from aiohttp import web
 
 import kybern
 from kybern.api import errors as api_errors
-from kybern.apiserver import authn, codec, errors, metrics, registry, routing
+from kybern.apiserver import (
+    authn,
+    codec,
+    errors,
+    fieldvalidation,
+    metrics,
+    openapi,
+    registry,
+    routing,
+)
 from kybern.apiserver.handlers import context
 from kybern.storage import errors as storage_errors
 
@@ -142,7 +153,8 @@ def build(
     authenticator: authn.Authenticator | None,
     ready: Callable[[], bool] = lambda: True,
 ) -> web.Application:
-    middlewares = [metrics_middleware(metrics_), status_errors]
+    # fieldvalidation.middleware sits outside status_errors: error answers carry warnings too.
+    middlewares = [metrics_middleware(metrics_), fieldvalidation.middleware, status_errors]
     if authenticator is not None:
         middlewares.append(authn.middleware(authenticator))
     app = web.Application(middlewares=middlewares, client_max_size=codec.MAX_BODY)
@@ -154,6 +166,7 @@ def build(
         app.router.add_get(f"/{check}", _health)
         app.router.add_get(f"/{check}/{{tail:.*}}", _health)
     app.router.add_get("/metrics", metrics_.handle)
+    openapi.add_routes(app)
     app.router.add_route("*", "/api", routing.core)
     app.router.add_route("*", "/api/{tail:.*}", routing.core)
     app.router.add_route("*", "/apis", routing.groups)

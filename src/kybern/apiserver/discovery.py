@@ -68,7 +68,8 @@ def resource_list(group: str, version: str) -> dict[str, Any]:
             entry["shortNames"] = list(info.short_names)
         if info.categories:
             entry["categories"] = list(info.categories)
-        entry["storageVersionHash"] = storage_version_hash(info)
+        if not info.virtual:  # Kubernetes gives no hash for never-stored resources
+            entry["storageVersionHash"] = storage_version_hash(info)
         entries.append(entry)
         for sub in info.subresources:
             (g, v, kind), verbs = _subresource(info, sub)

@@ -16,9 +16,9 @@ from typing import Any
 
 import orjson
 
-from kybern.api import conversion, defaulting, kinds, validation
+from kybern.api import conversion, defaulting, kinds, managedfields, validation
 from kybern.api import errors as api_errors
-from kybern.apiserver import admission, errors, strategy, watchcache
+from kybern.apiserver import admission, errors, fieldvalidation, strategy, watchcache
 from kybern.storage import backend as storage_backend
 from kybern.storage import errors as storage_errors
 
@@ -106,7 +106,13 @@ class Registry:
     # -- create ------------------------------------------------------------------------
 
     async def create(
-        self, info: kinds.ResourceInfo, namespace: str, body: dict[str, Any], *, dry_run: bool
+        self,
+        info: kinds.ResourceInfo,
+        namespace: str,
+        body: dict[str, Any],
+        *,
+        dry_run: bool,
+        field_manager: str | None = None,
     ) -> dict[str, Any]:
         obj = body  # freshly decoded for this request: ours to change
         meta = obj.setdefault("metadata", {})
@@ -130,8 +136,12 @@ class Registry:
             # After name and uid: some defaults derive from them (a Job's selector, a
             # namespace's name label).
             defaulting.default(info.group, info.kind, obj)
-            self._validate(info, validation.validate_create(info, obj), obj)
+            unknown: list[str] = []
+            causes = validation.validate_create(info, obj, unknown=unknown)
+            fieldvalidation.check(info, unknown)  # Strict: 400 before any 422
+            self._validate(info, causes, obj)
             await self.admit.on_create(info, obj)
+            managedfields.update(None, obj, manager=field_manager, now=strategy.now_rfc3339())
             if dry_run:
                 return obj
             try:
@@ -165,6 +175,7 @@ class Registry:
         *,
         dry_run: bool,
         subresource: str = "",
+        field_manager: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """PUT: -> (object, created)."""
         self._check_identity(info, namespace, name, body)
@@ -174,7 +185,10 @@ class Registry:
         if current is None:
             if info.plural in _CREATE_ON_UPDATE and not subresource:
                 body = dict(body, metadata={**body.get("metadata", {}), "name": name})
-                return await self.create(info, namespace, body, dry_run=dry_run), True
+                created = await self.create(
+                    info, namespace, body, dry_run=dry_run, field_manager=field_manager
+                )
+                return created, True
             raise errors.not_found(info.plural, name, info.group)
         uid, current_uid = body["metadata"].get("uid"), current["metadata"].get("uid")
         if uid and uid != current_uid:  # a PUT's uid is a precondition (409, as Kubernetes)
@@ -187,7 +201,7 @@ class Registry:
         expected = revision_of(body) or revision_of(current)
         # `body` was decoded for this request alone: ours to change.
         return await self._apply_update(
-            info, to_version(info, current), body, expected, dry_run, subresource
+            info, to_version(info, current), body, expected, dry_run, subresource, field_manager
         ), False
 
     async def patch(
@@ -199,21 +213,24 @@ class Registry:
         *,
         dry_run: bool,
         subresource: str = "",
+        field_manager: str | None = None,
     ) -> dict[str, Any]:
         """Apply `patch` to the current object; retried on a conflicting concurrent write
         unless the patch itself pins a resourceVersion (Kubernetes' GuaranteedUpdate)."""
+        fieldvalidation.validate_options()
         for _ in range(GUARANTEED_UPDATE_TRIES):
             current = to_version(info, await self.get(info, namespace, name))
             new = patch(copy.deepcopy(current))
             if not isinstance(new, dict):
                 raise errors.bad_request("the patched object is not a JSON object")
+            fieldvalidation.note_patched(new)
             self._check_identity(info, namespace, name, new)
             pinned = revision_of(new)
             if pinned and pinned != revision_of(current):
                 raise errors.conflict(info.plural, name, info.group)
             try:
                 return await self._apply_update(
-                    info, current, new, revision_of(current), dry_run, subresource
+                    info, current, new, revision_of(current), dry_run, subresource, field_manager
                 )
             except errors.StatusError as exc:
                 # Retry even when `new` carries a resourceVersion: every patched object does
@@ -231,6 +248,7 @@ class Registry:
         expected: int,
         dry_run: bool,
         subresource: str,
+        field_manager: str | None = None,
     ) -> dict[str, Any]:
         name = current["metadata"]["name"]
         if expected != revision_of(current):
@@ -239,19 +257,28 @@ class Registry:
         if not info.namespaced:
             new["metadata"].pop("namespace", None)
         new["apiVersion"], new["kind"] = info.api_version, info.kind
+        unknown: list[str] = []
         if subresource == "status":
             new = strategy.prepare_for_status_update(new, current)
             defaulting.default(info.group, info.kind, new, create=False)
-            causes = validation.validate_status_update(info, new, current)
+            causes = validation.validate_status_update(info, new, current, unknown=unknown)
         elif subresource == "finalize":
             new = strategy.prepare_for_finalize(new, current)
-            causes = validation.validate_update(info, new, current)
+            causes = validation.validate_update(info, new, current, unknown=unknown)
         else:
             defaulting.default(info.group, info.kind, new, create=False)
             strategy.prepare_for_update(info, new, current)
-            causes = validation.validate_update(info, new, current)
+            causes = validation.validate_update(info, new, current, unknown=unknown)
+        fieldvalidation.check(info, unknown)
         self._validate(info, causes, new)
         await self.admit.on_update(info, new, current)
+        managedfields.update(
+            current,
+            new,
+            manager=field_manager,
+            now=strategy.now_rfc3339(),
+            subresource=subresource,
+        )
         if dry_run:
             new["metadata"]["resourceVersion"] = current["metadata"].get("resourceVersion")
             return new

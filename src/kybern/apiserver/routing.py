@@ -17,7 +17,17 @@ from aiohttp import web
 
 from kybern.api import kinds
 from kybern.apiserver import codec, discovery, errors, registry
-from kybern.apiserver.handlers import binding, context, create, delete, get, patch, scale, update
+from kybern.apiserver.handlers import (
+    binding,
+    context,
+    create,
+    delete,
+    get,
+    patch,
+    review,
+    scale,
+    update,
+)
 from kybern.apiserver.handlers import list as list_handler
 
 Handler = Callable[[context.Request], Awaitable[web.StreamResponse]]
@@ -50,6 +60,8 @@ def parse(
 
 def pick(req: context.Request) -> Handler:
     method = req.http.method
+    if req.info.virtual:  # access reviews, whoami: create-only, answered and never stored
+        return review.handle
     if req.subresource == "scale":
         return scale.handle
     if req.subresource == "binding":

@@ -25,6 +25,7 @@ from kybern.apiserver import (
     errors,
     gctuning,
     kubeconfig,
+    local,
     metrics,
     pki,
     registry,
@@ -81,6 +82,11 @@ class APIServer:
         return kubeconfig.server_url(bind_address=self.config.bind_address, port=self.port).replace(
             "https", scheme, 1
         )
+
+    def local_api(self) -> local.LocalAPI:
+        """The in-process API (no HTTP) for kybern.client's in-process transport; after start."""
+        assert self.registry is not None, "start() the server first"
+        return local.LocalAPI(self.registry)
 
     async def start(self) -> None:
         self.config.data_dir.mkdir(parents=True, exist_ok=True)

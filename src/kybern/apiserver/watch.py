@@ -20,7 +20,7 @@ import orjson
 from aiohttp import web
 
 from kybern.api import kinds
-from kybern.apiserver import errors, listing, query, registry, watchcache
+from kybern.apiserver import errors, listing, query, registry, tables, watchcache
 from kybern.storage import backend as storage_backend
 from kybern.storage import errors as storage_errors
 
@@ -29,7 +29,13 @@ DEFAULT_TIMEOUT = 1800
 WATCHER_CAPACITY = 10_000
 
 
-def encode_event(info: kinds.ResourceInfo, event: watchcache.CachedEvent) -> bytes:
+def encode_event(
+    info: kinds.ResourceInfo,
+    event: watchcache.CachedEvent,
+    encoder: tables.WatchEncoder | None = None,
+) -> bytes:
+    if encoder is not None:  # Table / PartialObjectMetadata: its own per-form cache key
+        return encoder.event(event)
     cache_key = info.api_version
     line = event.encoded.get(cache_key)
     if line is None:
@@ -43,7 +49,15 @@ def error_event(status: errors.StatusError) -> bytes:
     return orjson.dumps({"type": "ERROR", "object": status.status()}) + b"\n"
 
 
-def bookmark(info: kinds.ResourceInfo, revision: int, *, initial_end: bool = False) -> bytes:
+def bookmark(
+    info: kinds.ResourceInfo,
+    revision: int,
+    *,
+    initial_end: bool = False,
+    encoder: tables.WatchEncoder | None = None,
+) -> bytes:
+    if encoder is not None:
+        return encoder.bookmark(revision, initial_end=initial_end)
     meta: dict[str, Any] = {"resourceVersion": str(revision)}
     if initial_end:
         meta["annotations"] = {"k8s.io/initial-events-end": "true"}
@@ -71,6 +85,7 @@ class WatchStream:
         self.watcher = watchcache.Watcher(
             self.namespace, self.accept, WATCHER_CAPACITY, bookmarks=opts.allow_bookmarks
         )
+        self.encoder: tables.WatchEncoder | None = None  # None: plain JSON events
 
     def snapshot(self) -> list[watchcache.CachedEvent] | None:
         """Register the watcher and return the events to send first, atomically (no await
@@ -108,12 +123,15 @@ async def serve(
     info: kinds.ResourceInfo,
     namespace: str,
     opts: query.ListOptions,
+    output: tables.Output = tables.PLAIN,
 ) -> web.StreamResponse:
     if opts.resource_version is None:
         await reg.cache.sync()
     elif opts.resource_version > 0:
         await listing._wait(reg.cache, opts.resource_version)
     stream = WatchStream(reg, info, namespace, opts)
+    if output.transformed:
+        stream.encoder = tables.WatchEncoder(info, output)
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
     response.enable_chunked_encoding()
     timeout = opts.timeout_seconds or int(DEFAULT_TIMEOUT * (1 + random.random()))
@@ -142,9 +160,12 @@ async def _follow_cache(
     replay: list[watchcache.CachedEvent],
 ) -> None:
     for start in range(0, len(replay), BATCH):
-        await response.write(b"".join(encode_event(info, e) for e in replay[start : start + BATCH]))
+        chunk = replay[start : start + BATCH]
+        await response.write(b"".join(encode_event(info, e, stream.encoder) for e in chunk))
     if stream.opts.allow_bookmarks and stream.opts.send_initial_events:
-        await response.write(bookmark(info, reg.cache.revision, initial_end=True))
+        await response.write(
+            bookmark(info, reg.cache.revision, initial_end=True, encoder=stream.encoder)
+        )
     queue = stream.watcher.queue
     while True:
         # Everything queued goes out in one write: one TLS record for a burst of events
@@ -152,16 +173,16 @@ async def _follow_cache(
         batch = [await queue.get()]
         while not queue.empty() and len(batch) < BATCH:
             batch.append(queue.get_nowait())
-        lines = []
+        lines: list[bytes] = []
         for event in batch:
             if event is None:  # the cache ended this watcher (overflow or shutdown)
                 if lines:
                     await response.write(b"".join(lines))
                 return
             if event.type == watchcache.BOOKMARK:
-                lines.append(bookmark(info, event.revision))
+                lines.append(bookmark(info, event.revision, encoder=stream.encoder))
             else:
-                lines.append(encode_event(info, event))
+                lines.append(encode_event(info, event, stream.encoder))
         await response.write(b"".join(lines))
 
 
@@ -179,7 +200,7 @@ async def _follow_store(
         async for event in _cached_events(events):
             filtered = watchcache.filter_event(event, stream.accept)
             if filtered is not None:
-                await response.write(encode_event(info, filtered))
+                await response.write(encode_event(info, filtered, stream.encoder))
     except storage_errors.Compacted as exc:
         await response.write(error_event(errors.from_exception(exc)))
     finally:

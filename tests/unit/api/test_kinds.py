@@ -73,7 +73,14 @@ def test_resolve_unknown(text: str) -> None:
 
 def test_groups_discovery_order() -> None:
     names = [g for g, _, _ in kinds.groups()]
-    assert names[:4] == ["", "apps", "events.k8s.io", "autoscaling"]
+    assert names[:6] == [
+        "",
+        "apps",
+        "events.k8s.io",
+        "authentication.k8s.io",
+        "authorization.k8s.io",
+        "autoscaling",
+    ]
     assert names.index("batch") < names.index("networking.k8s.io") < names.index("policy")
     assert names[-1] == "discovery.k8s.io"
     autoscaling = {g: (v, p) for g, v, p in kinds.groups()}["autoscaling"]

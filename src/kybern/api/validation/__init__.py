@@ -65,22 +65,32 @@ RULES: dict[str, common.KindRules] = {
 _NONE = common.KindRules()
 
 
-def validate_create(info: kinds.ResourceInfo, obj: dict[str, Any]) -> list[errors.Cause]:
+def validate_create(
+    info: kinds.ResourceInfo, obj: dict[str, Any], *, unknown: list[str] | None = None
+) -> list[errors.Cause]:
     """Causes that make ``obj`` invalid for creation (empty when valid).
 
     Raises errors.BadRequest when a field has the wrong JSON type. Fields the kind's schema
-    does not have are dropped from ``obj`` in place, as Kubernetes' decoder drops them."""
+    does not have are dropped from ``obj`` in place, as Kubernetes' decoder drops them; their
+    paths (``spec.bogus``) are appended to ``unknown`` when given (for fieldValidation)."""
     report = typecheck.check(info.schema, obj, kind=info.kind, version=info.version, prune=True)
+    _note_unknown(report, unknown)
     rules = RULES.get(info.schema, _NONE)
     return common.dedupe([*metadata.validate(info, obj), *report.causes, *rules.create(obj)])
 
 
 def validate_update(
-    info: kinds.ResourceInfo, new: dict[str, Any], old: dict[str, Any]
+    info: kinds.ResourceInfo,
+    new: dict[str, Any],
+    old: dict[str, Any],
+    *,
+    unknown: list[str] | None = None,
 ) -> list[errors.Cause]:
     """Causes that make replacing ``old`` by ``new`` invalid: every create rule on ``new``
-    plus the update rules (immutable fields). Raises errors.BadRequest like validate_create."""
+    plus the update rules (immutable fields). Raises errors.BadRequest and reports unknown
+    fields like validate_create."""
     report = typecheck.check(info.schema, new, kind=info.kind, version=info.version, prune=True)
+    _note_unknown(report, unknown)
     rules = RULES.get(info.schema, _NONE)
     causes = [
         *metadata.validate(info, new),
@@ -93,12 +103,23 @@ def validate_update(
 
 
 def validate_status_update(
-    info: kinds.ResourceInfo, new: dict[str, Any], old: dict[str, Any]
+    info: kinds.ResourceInfo,
+    new: dict[str, Any],
+    old: dict[str, Any],
+    *,
+    unknown: list[str] | None = None,
 ) -> list[errors.Cause]:
     """Causes that make a /status write invalid: ObjectMeta update rules, required status
-    fields and the kind's status rules. Raises errors.BadRequest like validate_create."""
+    fields and the kind's status rules. Raises errors.BadRequest and reports unknown fields
+    like validate_create."""
     report = typecheck.check(info.schema, new, kind=info.kind, version=info.version, prune=True)
+    _note_unknown(report, unknown)
     rules = RULES.get(info.schema, _NONE)
     status_required = [c for c in report.causes if c.field.startswith("status")]
     causes = [*metadata.validate_update(new, old), *status_required, *rules.status(new, old)]
     return common.dedupe(causes)
+
+
+def _note_unknown(report: typecheck.Report, unknown: list[str] | None) -> None:
+    if unknown is not None and report.unknown:
+        unknown.extend(report.unknown)

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kybern.api import kinds
+from kybern.api import kinds, managedfields
 from kybern.apiserver import codec, errors, registry
 
 REGISTRY = web.AppKey("registry", registry.Registry)
@@ -26,6 +26,13 @@ class Request:
     @property
     def query(self) -> Any:
         return self.http.query
+
+
+def field_manager(req: Request) -> str:
+    """The write's field manager: ``fieldManager``, else from the User-Agent (Kubernetes)."""
+    return managedfields.manager_name(
+        req.query.get("fieldManager"), req.http.headers.get("User-Agent")
+    )
 
 
 async def read_object(req: Request) -> dict[str, Any]:

@@ -91,6 +91,12 @@ async def handle(req: context.Request) -> web.StreamResponse:
     else:
         raise errors.method_not_allowed()
     updated = await req.registry.patch(
-        info, req.namespace, req.name, change, dry_run=query.dry_run(req.query)
+        info,
+        req.namespace,
+        req.name,
+        change,
+        dry_run=query.dry_run(req.query),
+        subresource="scale",  # the managedFields entry names it, as Kubernetes does
+        field_manager=context.field_manager(req),
     )
     return codec.response(to_scale(info, registry.to_version(info, updated)))
