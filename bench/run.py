@@ -5,6 +5,8 @@ its own ``## ...`` section of bench/RESULTS.md (other sections are kept):
 
 - bench_storage.py -> "## Storage (sqlite backend)" (the storage backend alone)
 - bench_api.py     -> "## API server" (a real ``kybern server`` over HTTPS, and etcd)
+- bench_scheduler.py prints its table (pods/s through the full scheduling cycle on in-memory
+  nodes); its numbers are copied into the "## Scheduler" section by hand
 
 ``--quick`` runs short smoke versions and leaves RESULTS.md alone (their numbers are too rough
 to record). Progress goes to stderr while the benchmarks run; a summary comes at the end.
@@ -34,6 +36,13 @@ class Benchmark:
 BENCHMARKS = (
     Benchmark("storage", "bench_storage.py", (), ("--scale", "0.1", "--no-write")),
     Benchmark("api", "bench_api.py", (), ("--quick", "--no-write")),
+    Benchmark("scheduler", "bench_scheduler.py", (), ("--pods", "2000", "--nodes", "500")),
+    Benchmark(
+        "scheduler-mixed",
+        "bench_scheduler.py",
+        ("--mixed",),
+        ("--mixed", "--pods", "2000", "--nodes", "500"),
+    ),
 )
 
 

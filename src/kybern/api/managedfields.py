@@ -528,7 +528,7 @@ def _rfc3339(value: str) -> str:
     try:
         parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise errors.BadRequest(f"metadata.managedFields: invalid time {value!r}") from None
+        return value
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=datetime.UTC)
     return parsed.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
