@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kybern.apiserver import server
+from kybern.cli import cluster
 
 DESCRIPTION = """kybern: a lightweight Kubernetes-compatible container platform.
 
@@ -91,7 +92,11 @@ def _run_server(args: argparse.Namespace) -> int:
         runner = asyncio.run
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            runner(server.run(config))
+            runner(
+                cluster.run(
+                    cluster.ClusterConfig(api=config, components=cluster.default_components({}))
+                )
+            )
     except OSError as exc:
         print(
             f"kybern server: cannot serve on {args.bind_address}:{args.port}: {exc.strerror or exc}",

@@ -1,0 +1,88 @@
+"""`kybern server` assembled: the API server, then the components that run beside it in the
+same process (controller manager, scheduler, simulated nodes), each talking to the API through
+kybern.client's in-process transport and sharing one informer factory.
+
+A component is an async callable `run(ctx)` that runs until cancelled; `COMPONENTS` lists them
+in start order. The API server is up and its system namespaces exist before any starts; on
+SIGTERM/SIGINT every component is cancelled, then the API server stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from kybern import client as kclient
+from kybern.apiserver import server
+
+log = logging.getLogger(__name__)
+
+CONTROL_PLANE_USER = kclient.User(name="system:kube-controller-manager", groups=("system:masters",))
+
+
+@dataclass
+class Context:
+    """What every component gets: the in-process client, the shared informers, options."""
+
+    client: kclient.Client
+    informers: kclient.SharedInformerFactory
+    options: dict[str, object] = field(default_factory=dict)
+
+
+Component = Callable[[Context], Awaitable[None]]
+
+
+@dataclass
+class ClusterConfig:
+    api: server.Config
+    components: list[tuple[str, Component]] = field(default_factory=list)
+    options: dict[str, object] = field(default_factory=dict)
+
+
+def default_components(options: dict[str, object]) -> list[tuple[str, Component]]:
+    """The components `kybern server` runs beside the API server, in start order."""
+    return []
+
+
+async def run(config: ClusterConfig, *, stop: asyncio.Event | None = None) -> None:
+    """Serve until `stop` is set (or SIGTERM/SIGINT when none is given)."""
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    api = server.APIServer(config.api)
+    await api.start()
+    transport = kclient.InProcessTransport(api.local_api(), user=CONTROL_PLANE_USER)
+    ctx = Context(
+        client=kclient.Client(transport),
+        informers=kclient.SharedInformerFactory(kclient.Client(transport)),
+        options=config.options,
+    )
+    tasks = [
+        asyncio.create_task(_guard(name, comp(ctx)), name=name) for name, comp in config.components
+    ]
+    try:
+        await stop.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await ctx.informers.stop()
+        await api.stop()
+
+
+async def _guard(name: str, work: Awaitable[None]) -> None:
+    """A component that fails is logged, never takes the API server down with it."""
+    try:
+        await work
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("component %s stopped with an error", name)
