@@ -2,7 +2,7 @@
 replace, label, annotate, scale and set. They send strategic merge patches (with
 ``$setElementOrder`` and ``$retainKeys``), apply patches and dry runs.
 
-``--validate=false`` where kubectl would otherwise fetch the OpenAPI document first.
+kubectl validates against the server's OpenAPI documents (``--validate=strict``, the default).
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from typing import Any
 import yaml
 
 from tests.support import kubectl as kubectl_
-
-NO_VALIDATE = "--validate=false"
 
 
 def manifest(
@@ -57,7 +55,7 @@ def test_apply_twice_changes_replicas_image_labels_and_removes_a_field(
         labels={"app": "web", "tier": "front"},
         strategy={"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 2}},
     )
-    out = kubectl("-n", ns, "apply", "-f", "-", NO_VALIDATE, stdin=first).out
+    out = kubectl("-n", ns, "apply", "-f", "-", stdin=first).out
     assert "deployment.apps/web created" in out
     live = get(kubectl, ns, "deployment", "web")
     assert "kubectl.kubernetes.io/last-applied-configuration" in live["metadata"]["annotations"]
@@ -67,7 +65,7 @@ def test_apply_twice_changes_replicas_image_labels_and_removes_a_field(
         labels={"app": "web", "env": "prod"},
         strategy={"type": "Recreate"},
     )
-    out = kubectl("-n", ns, "apply", "-f", "-", NO_VALIDATE, stdin=second).out
+    out = kubectl("-n", ns, "apply", "-f", "-", stdin=second).out
     assert "deployment.apps/web configured" in out
     live = get(kubectl, ns, "deployment", "web")
     assert live["spec"]["replicas"] == 3
@@ -78,7 +76,7 @@ def test_apply_twice_changes_replicas_image_labels_and_removes_a_field(
         live["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
     )
     assert applied["spec"]["replicas"] == 3
-    out = kubectl("-n", ns, "apply", "-f", "-", NO_VALIDATE, stdin=second).out
+    out = kubectl("-n", ns, "apply", "-f", "-", stdin=second).out
     assert "deployment.apps/web unchanged" in out
 
 
@@ -95,9 +93,9 @@ def test_apply_prune_deletes_labelled_objects_no_longer_in_the_manifests(
 
     (tmp_path / "a.yaml").write_text(yaml.safe_dump(configmap("a")))
     (tmp_path / "b.yaml").write_text(yaml.safe_dump(configmap("b")))
-    kubectl("-n", ns, "apply", "-f", str(tmp_path), NO_VALIDATE)
+    kubectl("-n", ns, "apply", "-f", str(tmp_path))
     (tmp_path / "b.yaml").unlink()
-    out = kubectl("-n", ns, "apply", "--prune", "-l", "app=x", "-f", str(tmp_path), NO_VALIDATE).out
+    out = kubectl("-n", ns, "apply", "--prune", "-l", "app=x", "-f", str(tmp_path)).out
     assert "configmap/b pruned" in out
     names = kubectl("-n", ns, "get", "configmaps", "-l", "app=x", "-o", "name").out.split()
     assert names == ["configmap/a"]
@@ -106,7 +104,7 @@ def test_apply_prune_deletes_labelled_objects_no_longer_in_the_manifests(
 def test_server_side_apply_conflict_with_client_side_apply_and_force(
     kubectl: kubectl_.Kubectl, ns: str
 ) -> None:
-    kubectl("-n", ns, "apply", "-f", "-", NO_VALIDATE, stdin=manifest())
+    kubectl("-n", ns, "apply", "-f", "-", stdin=manifest())
     conflict = kubectl(
         "-n",
         ns,
@@ -114,7 +112,6 @@ def test_server_side_apply_conflict_with_client_side_apply_and_force(
         "--server-side",
         "-f",
         "-",
-        NO_VALIDATE,
         stdin=manifest(replicas=4),
         check=False,
     )
@@ -132,7 +129,6 @@ def test_server_side_apply_conflict_with_client_side_apply_and_force(
         "--force-conflicts",
         "-f",
         "-",
-        NO_VALIDATE,
         stdin=manifest(replicas=4),
     ).out
     assert "deployment.apps/web serverside-applied" in out
@@ -156,7 +152,6 @@ def test_server_side_apply_creates(kubectl: kubectl_.Kubectl, ns: str) -> None:
         "--field-manager=me",
         "-f",
         "-",
-        NO_VALIDATE,
         stdin=manifest(),
     ).out
     assert "deployment.apps/web serverside-applied" in out
@@ -169,7 +164,7 @@ def test_server_side_apply_creates(kubectl: kubectl_.Kubectl, ns: str) -> None:
 
 
 def test_diff_shows_changes_and_changes_nothing(kubectl: kubectl_.Kubectl, ns: str) -> None:
-    kubectl("-n", ns, "apply", "-f", "-", NO_VALIDATE, stdin=manifest())
+    kubectl("-n", ns, "apply", "-f", "-", stdin=manifest())
     diff = kubectl("-n", ns, "diff", "-f", "-", stdin=manifest(replicas=2), check=False)
     assert diff.code == 1, diff.err  # 1: differences found
     assert "-  replicas: 1" in diff.out
@@ -201,7 +196,7 @@ def test_diff_shows_changes_and_changes_nothing(kubectl: kubectl_.Kubectl, ns: s
 
 
 def test_patch_types(kubectl: kubectl_.Kubectl, ns: str) -> None:
-    kubectl("-n", ns, "apply", "-f", "-", NO_VALIDATE, stdin=manifest())
+    kubectl("-n", ns, "apply", "-f", "-", stdin=manifest())
     sidecar = {
         "spec": {"template": {"spec": {"containers": [{"name": "log", "image": "busybox"}]}}}
     }
@@ -225,7 +220,7 @@ def test_patch_types(kubectl: kubectl_.Kubectl, ns: str) -> None:
 
 
 def test_edit_with_an_editor_script(kubectl: kubectl_.Kubectl, ns: str, tmp_path: Path) -> None:
-    kubectl("-n", ns, "apply", "-f", "-", NO_VALIDATE, stdin=manifest())
+    kubectl("-n", ns, "apply", "-f", "-", stdin=manifest())
     editor = tmp_path / "editor.sh"
     editor.write_text("#!/bin/sh\nsed -i 's/replicas: 1/replicas: 6/' \"$1\"\n")
     editor.chmod(editor.stat().st_mode | stat.S_IEXEC)
@@ -233,7 +228,6 @@ def test_edit_with_an_editor_script(kubectl: kubectl_.Kubectl, ns: str, tmp_path
         "-n",
         ns,
         "edit",
-        NO_VALIDATE,
         "deployment",
         "web",
         env={"EDITOR": str(editor), "KUBE_EDITOR": str(editor)},
@@ -247,8 +241,8 @@ def test_edit_with_an_editor_script(kubectl: kubectl_.Kubectl, ns: str, tmp_path
 
 
 def test_replace(kubectl: kubectl_.Kubectl, ns: str) -> None:
-    kubectl("-n", ns, "create", "-f", "-", NO_VALIDATE, stdin=manifest())
-    out = kubectl("-n", ns, "replace", "-f", "-", NO_VALIDATE, stdin=manifest(image="httpd")).out
+    kubectl("-n", ns, "create", "-f", "-", stdin=manifest())
+    out = kubectl("-n", ns, "replace", "-f", "-", stdin=manifest(image="httpd")).out
     assert "deployment.apps/web replaced" in out
     live = get(kubectl, ns, "deployment", "web")
     assert live["spec"]["template"]["spec"]["containers"][0]["image"] == "httpd"
@@ -277,7 +271,7 @@ def test_label_and_annotate(kubectl: kubectl_.Kubectl, ns: str) -> None:
 
 
 def test_scale_and_set(kubectl: kubectl_.Kubectl, ns: str) -> None:
-    kubectl("-n", ns, "apply", "-f", "-", NO_VALIDATE, stdin=manifest())
+    kubectl("-n", ns, "apply", "-f", "-", stdin=manifest())
     assert (
         "deployment.apps/web scaled"
         in kubectl("-n", ns, "scale", "deployment", "web", "--replicas=4").out
@@ -314,10 +308,22 @@ def test_apply_removes_a_configmap_key_and_a_service_port(
         }
         return yaml.safe_dump_all([cm, svc])
 
-    kubectl(
-        "-n", ns, "apply", "-f", "-", NO_VALIDATE, stdin=objects({"a": "1", "b": "2"}, [80, 443])
-    )
-    kubectl("-n", ns, "apply", "-f", "-", NO_VALIDATE, stdin=objects({"a": "1"}, [443, 8080]))
+    kubectl("-n", ns, "apply", "-f", "-", stdin=objects({"a": "1", "b": "2"}, [80, 443]))
+    kubectl("-n", ns, "apply", "-f", "-", stdin=objects({"a": "1"}, [443, 8080]))
     assert get(kubectl, ns, "configmap", "cfg")["data"] == {"a": "1"}
     ports = get(kubectl, ns, "service", "svc")["spec"]["ports"]
     assert [(p["name"], p["port"]) for p in ports] == [("p443", 443), ("p8080", 8080)]
+
+
+def test_server_side_apply_refuses_undeclared_fields(kubectl: kubectl_.Kubectl, ns: str) -> None:
+    doc = yaml.safe_load(manifest())
+    doc["spec"]["bogus"] = 1
+    refused = kubectl(
+        "-n", ns, "apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(doc), check=False
+    )
+    assert refused.code != 0
+    assert (
+        f"failed to create typed patch object ({ns}/web; apps/v1, Kind=Deployment): "
+        ".spec.bogus: field not declared in schema" in refused.err
+    )
+    assert "NotFound" in kubectl("-n", ns, "get", "deployment", "web", check=False).err

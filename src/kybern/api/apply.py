@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kybern.api import errors
+from kybern.api import fieldpath as fp
 from kybern.api import managedfields as mf
 
 
@@ -76,6 +77,22 @@ def check_config(config: Any) -> dict[str, Any]:
     return config
 
 
+def _check_declared(config: dict[str, Any], fragment: fp.Fragment) -> None:
+    unknown = fp.undeclared(config, fragment)
+    if not unknown:
+        return
+    meta = config["metadata"]
+    group_version = (
+        config["apiVersion"] if "/" in config["apiVersion"] else "/" + config["apiVersion"]
+    )
+    object_id = (
+        f"{meta.get('namespace') or ''}/{meta['name']}; {group_version}, Kind={config['kind']}"
+    )
+    problems = [f"{path}: field not declared in schema" for path in unknown]
+    detail = problems[0] if len(problems) == 1 else "errors:\n  " + "\n  ".join(problems)
+    raise errors.BadRequest(f"failed to create typed patch object ({object_id}): {detail}")
+
+
 def apply(
     live: dict[str, Any] | None,
     config: dict[str, Any],
@@ -88,9 +105,10 @@ def apply(
     """The object after ``manager`` applies ``config`` to ``live`` (None: create), with its
     managedFields; raises :class:`Conflict`."""
     check_config(config)
-    fragment = mf.definition_for(config)
+    fragment = fp.definition_for(config)
+    _check_declared(config, fragment)
     ignored = mf.ignored_paths(config, subresource)
-    applied = mf.strip(mf.fields_of(config, fragment), ignored)
+    applied = mf.strip(fp.fields_of(config, fragment), ignored)
     entries = _live_entries(live, fragment, now, subresource)
     me = mf.Entry(manager, mf.APPLY, str(config["apiVersion"]), now, applied, subresource)
     previous = [e for e in entries if e.identity() == me.identity()]
@@ -99,14 +117,14 @@ def apply(
     owned = frozenset().union(*(e.fields for e in others)) | applied
     for entry in previous:
         _prune(merged, entry.fields - owned, owned, fragment)
-    result = mf.compare(live or {}, merged, fragment)
+    result = fp.compare(live or {}, merged, fragment)
     changed = mf.strip(result.changed, ignored)
     removed = mf.strip(result.removed, ignored)
     conflicts = [mf_item for entry in others for mf_item in _conflicts(entry, changed)]
     if conflicts and not force:
         raise Conflict(sorted(conflicts, key=lambda c: (c.manager, c.field)))
     for entry in others:
-        entry.fields = mf.without(entry.fields - changed, removed)
+        entry.fields = fp.without(entry.fields - changed, removed)
     if (
         not changed
         and not removed
@@ -117,13 +135,13 @@ def apply(
     return merged
 
 
-def _conflicts(entry: mf.Entry, changed: mf.FieldSet) -> list[ConflictItem]:
+def _conflicts(entry: mf.Entry, changed: fp.FieldSet) -> list[ConflictItem]:
     clash = entry.fields & changed
-    return [ConflictItem(entry.describe(), mf.path_string(p)) for p in sorted(clash)]
+    return [ConflictItem(entry.describe(), fp.path_string(p)) for p in sorted(clash)]
 
 
 def _live_entries(
-    live: dict[str, Any] | None, fragment: mf.Fragment, now: str, subresource: str
+    live: dict[str, Any] | None, fragment: fp.Fragment, now: str, subresource: str
 ) -> list[mf.Entry]:
     if not live:
         return []
@@ -138,29 +156,29 @@ def _live_entries(
 # -- merging ----------------------------------------------------------------------------------
 
 
-def merge(live: Any, config: Any, fragment: mf.Fragment) -> Any:
+def merge(live: Any, config: Any, fragment: fp.Fragment) -> Any:
     """``config`` merged over ``live`` (``live`` may be changed in place)."""
-    if isinstance(live, dict) and isinstance(config, dict) and not mf.atomic_map(fragment):
+    if isinstance(live, dict) and isinstance(config, dict) and not fp.atomic_map(fragment):
         for key, value in config.items():
             if value is None:
                 live.pop(key, None)
             elif key in live:
-                live[key] = merge(live[key], value, mf.child(fragment, key))
+                live[key] = merge(live[key], value, fp.child(fragment, key))
             else:
                 live[key] = _without_nulls(copy.deepcopy(value))
         return live
     if isinstance(live, list) and isinstance(config, list):
-        kind, keys = mf.list_keys(fragment)
+        kind, keys = fp.list_keys(fragment)
         if kind != "atomic":
-            return _merge_list(live, config, kind, keys, mf.item_schema(fragment))
+            return _merge_list(live, config, kind, keys, fp.item_schema(fragment))
     return _without_nulls(copy.deepcopy(config))
 
 
 def _merge_list(
-    live: list[Any], config: list[Any], kind: str, keys: tuple[str, ...], inner: mf.Fragment
+    live: list[Any], config: list[Any], kind: str, keys: tuple[str, ...], inner: fp.Fragment
 ) -> list[Any]:
-    live_steps = [mf.item_step(i, kind, keys, n, strict=False) for n, i in enumerate(live)]
-    config_steps = [mf.item_step(i, kind, keys, n, strict=True) for n, i in enumerate(config)]
+    live_steps = [fp.item_step(i, kind, keys, n, strict=False) for n, i in enumerate(live)]
+    config_steps = [fp.item_step(i, kind, keys, n, strict=True) for n, i in enumerate(config)]
     live_items = dict(zip(live_steps, live, strict=True))
     config_items = dict(zip(config_steps, config, strict=True))
 
@@ -207,7 +225,7 @@ def _without_nulls(value: Any) -> Any:
 
 
 def _prune(
-    obj: dict[str, Any], candidates: mf.FieldSet, owned: mf.FieldSet, fragment: mf.Fragment
+    obj: dict[str, Any], candidates: fp.FieldSet, owned: fp.FieldSet, fragment: fp.Fragment
 ) -> None:
     """Remove what the applier no longer applies and nobody else owns."""
     for path in sorted(candidates, key=len):  # parents first: children go with them
@@ -217,7 +235,7 @@ def _prune(
             _drop_empty_parents(obj, path[:-1], owned, fragment)
 
 
-def _locate(obj: Any, path: mf.Path, fragment: mf.Fragment) -> tuple[Any, mf.Fragment] | None:
+def _locate(obj: Any, path: fp.Path, fragment: fp.Fragment) -> tuple[Any, fp.Fragment] | None:
     node, frag = obj, fragment
     for step in path:
         found = _child(node, step, frag)
@@ -227,27 +245,27 @@ def _locate(obj: Any, path: mf.Path, fragment: mf.Fragment) -> tuple[Any, mf.Fra
     return node, frag
 
 
-def _child(node: Any, step: str, frag: mf.Fragment) -> tuple[Any, mf.Fragment] | None:
+def _child(node: Any, step: str, frag: fp.Fragment) -> tuple[Any, fp.Fragment] | None:
     if step.startswith("f:"):
         if isinstance(node, dict) and step[2:] in node:
-            return node[step[2:]], mf.child(frag, step[2:])
+            return node[step[2:]], fp.child(frag, step[2:])
         return None
     if isinstance(node, list):
         index = _index(node, step, frag)
         if index is not None:
-            return node[index], mf.item_schema(frag)
+            return node[index], fp.item_schema(frag)
     return None
 
 
-def _index(items: list[Any], step: str, frag: mf.Fragment) -> int | None:
-    kind, keys = mf.list_keys(frag)
+def _index(items: list[Any], step: str, frag: fp.Fragment) -> int | None:
+    kind, keys = fp.list_keys(frag)
     for n, item in enumerate(items):
-        if mf.item_step(item, kind, keys, n, strict=False) == step:
+        if fp.item_step(item, kind, keys, n, strict=False) == step:
             return n
     return None
 
 
-def _remove(obj: dict[str, Any], path: mf.Path, fragment: mf.Fragment) -> bool:
+def _remove(obj: dict[str, Any], path: fp.Path, fragment: fp.Fragment) -> bool:
     if not path or (path[0] in ("f:metadata", "f:apiVersion", "f:kind") and len(path) == 1):
         return False
     found = _locate(obj, path[:-1], fragment)
@@ -267,7 +285,7 @@ def _remove(obj: dict[str, Any], path: mf.Path, fragment: mf.Fragment) -> bool:
 
 
 def _drop_empty_parents(
-    obj: dict[str, Any], path: mf.Path, owned: mf.FieldSet, fragment: mf.Fragment
+    obj: dict[str, Any], path: fp.Path, owned: fp.FieldSet, fragment: fp.Fragment
 ) -> None:
     while len(path) > 1 or (path and path[0] not in ("f:metadata",)):
         found = _locate(obj, path, fragment)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol, cast
 from unittest import mock
@@ -374,80 +373,26 @@ class LocalAPI:
             if req.subresource or "watch" not in req.info.verbs:
                 raise errors.method_not_allowed()
             opts = query.list_options(q)
-            if opts.resource_version is None:
-                await self.registry.cache.sync()
-            elif opts.resource_version > 0:
-                await listing._wait(self.registry.cache, opts.resource_version)
-            stream = watching.WatchStream(self.registry, req.info, req.namespace, opts)
-            replay = stream.snapshot()
+            stream, replay = await watching.open_stream(
+                self.registry, req.info, req.namespace, opts
+            )
         except Exception as exc:
             yield "ERROR", status_of(exc).status()
             return
-        timeout = opts.timeout_seconds or watching.DEFAULT_TIMEOUT * (1 + random.random())
-        deadline = asyncio.get_running_loop().time() + timeout
+        info = req.info
         try:
-            if replay is None:
-                events = self._follow_store(req.info, stream, deadline)
-            else:
-                events = self._follow_cache(req.info, stream, replay, deadline)
-            async for event in events:
-                yield event
+            batches = watching.batches(self.registry, stream, replay, watching.deadline_for(opts))
+            async for batch in batches:
+                for event in batch:
+                    if event.type == watchcache.BOOKMARK:
+                        initial_end = event.key == watching.INITIAL_END
+                        yield "BOOKMARK", _bookmark(info, event.revision, initial_end=initial_end)
+                    elif event.type == watching.ERROR:
+                        yield "ERROR", event.obj
+                    else:
+                        yield event.type, registry.to_version(info, event.obj)
         finally:
             stream.close()
-
-    async def _follow_cache(
-        self,
-        info: kinds.ResourceInfo,
-        stream: watching.WatchStream,
-        replay: list[watchcache.CachedEvent],
-        deadline: float,
-    ) -> AsyncIterator[tuple[str, Any]]:
-        for event in replay:
-            yield event.type, registry.to_version(info, event.obj)
-        if stream.opts.allow_bookmarks and stream.opts.send_initial_events:
-            yield "BOOKMARK", _bookmark(info, self.registry.cache.revision, initial_end=True)
-        queue = stream.watcher.queue
-        loop = asyncio.get_running_loop()
-        while True:
-            if queue.empty():
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        next_event = await queue.get()
-                except TimeoutError:
-                    return
-            else:
-                next_event = queue.get_nowait()
-            if next_event is None:  # the cache ended this watcher (overflow or shutdown)
-                return
-            if next_event.type == watchcache.BOOKMARK:
-                yield "BOOKMARK", _bookmark(info, next_event.revision)
-            else:
-                yield next_event.type, registry.to_version(info, next_event.obj)
-            if loop.time() >= deadline:
-                return
-
-    async def _follow_store(
-        self, info: kinds.ResourceInfo, stream: watching.WatchStream, deadline: float
-    ) -> AsyncIterator[tuple[str, Any]]:
-        """The cache's window is too short: follow the store's history (as watch.py does)."""
-        stream.close()
-        rv = stream.opts.resource_version or 0
-        prefix = watchcache.collection_prefix(info.storage_resource, stream.namespace)
-        events = watching._cached_events(self.registry.backend.watch(prefix, rv))
-        try:
-            while True:
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        event = await anext(events)
-                except (TimeoutError, StopAsyncIteration):
-                    return
-                filtered = watchcache.filter_event(event, stream.accept)
-                if filtered is not None:
-                    yield filtered.type, registry.to_version(info, filtered.obj)
-        except storage_errors.Compacted as exc:
-            yield "ERROR", errors.from_exception(exc).status()
-        finally:
-            await events.aclose()  # type: ignore[attr-defined]
 
 
 _MIRRORED_SUBRESOURCES = ("", "status", "finalize", "scale", "binding")

@@ -45,10 +45,6 @@ def encode_event(
     return line
 
 
-def error_event(status: errors.StatusError) -> bytes:
-    return orjson.dumps({"type": "ERROR", "object": status.status()}) + b"\n"
-
-
 def bookmark(
     info: kinds.ResourceInfo,
     revision: int,
@@ -117,6 +113,106 @@ class WatchStream:
         self.resource.watchers.discard(self.watcher)
 
 
+INITIAL_END = "initial-events-end"  # the key of the bookmark that ends the initial events
+ERROR = "ERROR"
+
+
+async def open_stream(
+    reg: registry.Registry, info: kinds.ResourceInfo, namespace: str, opts: query.ListOptions
+) -> tuple[WatchStream, list[watchcache.CachedEvent] | None]:
+    """A registered watch and what to replay first (None: follow the store's history)."""
+    if opts.resource_version is None:
+        await reg.cache.sync()
+    elif opts.resource_version > 0:
+        await listing._wait(reg.cache, opts.resource_version)
+    stream = WatchStream(reg, info, namespace, opts)
+    return stream, stream.snapshot()
+
+
+def deadline_for(opts: query.ListOptions) -> float:
+    """When the watch ends: timeoutSeconds, else Kubernetes' randomised 30-60 minutes."""
+    timeout = opts.timeout_seconds or DEFAULT_TIMEOUT * (1 + random.random())
+    return asyncio.get_running_loop().time() + timeout
+
+
+async def batches(
+    reg: registry.Registry,
+    stream: WatchStream,
+    replay: list[watchcache.CachedEvent] | None,
+    deadline: float,
+) -> AsyncIterator[list[watchcache.CachedEvent]]:
+    """The watch as batches of events, for the HTTP stream and the in-process API alike:
+    replayed events, the initial-events-end bookmark when asked, then everything queued at
+    each wake-up (periodic BOOKMARKs included), until the deadline or the cache ends the
+    watcher. A watch older than the cache's window follows the store's history instead and
+    ends with an ERROR event (410) when that history is compacted."""
+    if replay is None:
+        async for event in _store_events(reg, stream, deadline):
+            yield [event]
+        return
+    for start in range(0, len(replay), BATCH):
+        yield replay[start : start + BATCH]
+    if stream.opts.allow_bookmarks and stream.opts.send_initial_events:
+        yield [
+            watchcache.CachedEvent(
+                watchcache.BOOKMARK, INITIAL_END, "", {}, None, reg.cache.revision
+            )
+        ]
+    queue = stream.watcher.queue
+    while True:
+        try:
+            async with asyncio.timeout_at(deadline):
+                first = await queue.get()
+        except TimeoutError:
+            return
+        batch = [first]
+        while not queue.empty() and len(batch) < BATCH:
+            batch.append(queue.get_nowait())
+        if None in batch:  # the cache ended this watcher (overflow or shutdown)
+            events = batch[: batch.index(None)]
+            if events:
+                yield events  # type: ignore[misc]
+            return
+        yield batch  # type: ignore[misc]
+
+
+async def _store_events(
+    reg: registry.Registry, stream: WatchStream, deadline: float
+) -> AsyncIterator[watchcache.CachedEvent]:
+    stream.close()
+    rv = stream.opts.resource_version or 0
+    prefix = watchcache.collection_prefix(stream.info.storage_resource, stream.namespace)
+    raw = reg.backend.watch(prefix, rv)
+    events = _cached_events(raw)
+    try:
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    event = await anext(events)
+            except (TimeoutError, StopAsyncIteration):
+                return
+            filtered = watchcache.filter_event(event, stream.accept)
+            if filtered is not None:
+                yield filtered
+    except storage_errors.Compacted as exc:
+        status = errors.from_exception(exc).status()
+        yield watchcache.CachedEvent(ERROR, "", "", status, None, 0)
+    finally:
+        with contextlib.suppress(Exception):
+            await raw.aclose()  # type: ignore[attr-defined]
+
+
+def render(
+    info: kinds.ResourceInfo, event: watchcache.CachedEvent, encoder: tables.WatchEncoder | None
+) -> bytes:
+    """One event as a line of the HTTP watch stream."""
+    if event.type == watchcache.BOOKMARK:
+        return bookmark(info, event.revision, initial_end=event.key == INITIAL_END, encoder=encoder)
+    if event.type == ERROR:
+        return orjson.dumps({"type": ERROR, "object": event.obj}) + b"\n"
+    return encode_event(info, event, encoder)
+
+
 async def serve(
     request: web.Request,
     reg: registry.Registry,
@@ -125,87 +221,24 @@ async def serve(
     opts: query.ListOptions,
     output: tables.Output = tables.PLAIN,
 ) -> web.StreamResponse:
-    if opts.resource_version is None:
-        await reg.cache.sync()
-    elif opts.resource_version > 0:
-        await listing._wait(reg.cache, opts.resource_version)
-    stream = WatchStream(reg, info, namespace, opts)
+    stream, replay = await open_stream(reg, info, namespace, opts)
     if output.transformed:
         stream.encoder = tables.WatchEncoder(info, output)
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
     response.enable_chunked_encoding()
-    timeout = opts.timeout_seconds or int(DEFAULT_TIMEOUT * (1 + random.random()))
-    replay = stream.snapshot()
-    await response.prepare(request)
     try:
-        async with asyncio.timeout(timeout):
-            if replay is None:
-                await _follow_store(response, reg, info, stream)
-            else:
-                await _follow_cache(response, reg, info, stream, replay)
-    except (TimeoutError, ConnectionResetError, asyncio.CancelledError):
+        await response.prepare(request)
+        # Everything queued goes out in one write: one TLS record for a burst of events
+        # instead of one per event, which is what lets 1,000 watchers keep up.
+        async for batch in batches(reg, stream, replay, deadline_for(opts)):
+            await response.write(b"".join(render(info, e, stream.encoder) for e in batch))
+    except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
         stream.close()
     with contextlib.suppress(ConnectionResetError, RuntimeError):
         await response.write_eof()
     return response
-
-
-async def _follow_cache(
-    response: web.StreamResponse,
-    reg: registry.Registry,
-    info: kinds.ResourceInfo,
-    stream: WatchStream,
-    replay: list[watchcache.CachedEvent],
-) -> None:
-    for start in range(0, len(replay), BATCH):
-        chunk = replay[start : start + BATCH]
-        await response.write(b"".join(encode_event(info, e, stream.encoder) for e in chunk))
-    if stream.opts.allow_bookmarks and stream.opts.send_initial_events:
-        await response.write(
-            bookmark(info, reg.cache.revision, initial_end=True, encoder=stream.encoder)
-        )
-    queue = stream.watcher.queue
-    while True:
-        # Everything queued goes out in one write: one TLS record for a burst of events
-        # instead of one per event, which is what lets 1,000 watchers keep up.
-        batch = [await queue.get()]
-        while not queue.empty() and len(batch) < BATCH:
-            batch.append(queue.get_nowait())
-        lines: list[bytes] = []
-        for event in batch:
-            if event is None:  # the cache ended this watcher (overflow or shutdown)
-                if lines:
-                    await response.write(b"".join(lines))
-                return
-            if event.type == watchcache.BOOKMARK:
-                lines.append(bookmark(info, event.revision, encoder=stream.encoder))
-            else:
-                lines.append(encode_event(info, event, stream.encoder))
-        await response.write(b"".join(lines))
-
-
-async def _follow_store(
-    response: web.StreamResponse,
-    reg: registry.Registry,
-    info: kinds.ResourceInfo,
-    stream: WatchStream,
-) -> None:
-    stream.close()
-    rv = stream.opts.resource_version or 0
-    prefix = watchcache.collection_prefix(info.storage_resource, stream.namespace)
-    events = reg.backend.watch(prefix, rv)
-    try:
-        async for event in _cached_events(events):
-            filtered = watchcache.filter_event(event, stream.accept)
-            if filtered is not None:
-                await response.write(encode_event(info, filtered, stream.encoder))
-    except storage_errors.Compacted as exc:
-        await response.write(error_event(errors.from_exception(exc)))
-    finally:
-        with contextlib.suppress(Exception):
-            await events.aclose()  # type: ignore[attr-defined]
 
 
 async def _cached_events(

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from kybern.api import apply, errors
+from kybern.api import fieldpath as fp
 from kybern.api import managedfields as mf
 
 
@@ -31,9 +32,9 @@ def run(
     return apply.apply(live, cfg, manager=manager, force=kw.get("force", False), now="T")
 
 
-def owners(obj: dict[str, Any]) -> dict[str, mf.FieldSet]:
+def owners(obj: dict[str, Any]) -> dict[str, fp.FieldSet]:
     return {
-        e["manager"]: mf.decode(e["fieldsV1"]) for e in obj["metadata"].get("managedFields", [])
+        e["manager"]: fp.decode(e["fieldsV1"]) for e in obj["metadata"].get("managedFields", [])
     }
 
 
@@ -177,6 +178,25 @@ class TestConflicts:
 
 
 class TestBadConfigurations:
+    def test_undeclared_fields_are_refused(self) -> None:
+        cfg = config(bogus=1)
+        cfg["metadata"]["namespace"] = "ns"
+        with pytest.raises(errors.BadRequest) as info:
+            run(None, cfg, "a")
+        assert str(info.value) == (
+            "failed to create typed patch object (ns/d; apps/v1, Kind=Deployment): "
+            ".spec.bogus: field not declared in schema"
+        )
+        cfg = config(template={"spec": {"containers": [{"name": "c", "colour": "red"}]}})
+        with pytest.raises(
+            errors.BadRequest,
+            match=r'\.spec\.template\.spec\.containers\[name="c"\]\.colour: field',
+        ):
+            run(None, cfg, "a")
+        labels = config()
+        labels["metadata"]["labels"] = {"any-key": "fine"}  # maps take any key
+        run(None, labels, "a")
+
     @pytest.mark.parametrize(
         "cfg",
         [

@@ -1,0 +1,117 @@
+"""The controller manager: the ``kybern server`` component that runs every controller.
+
+``run(ctx)`` builds each enabled controller over the shared client and informer factory,
+registers their event handlers, starts the informers, waits for every cache to sync, then runs
+one ``runtime.Runner`` per controller until cancelled. With ``leader_elect`` in the options it
+first campaigns for the Lease ``kube-system/kybern-controller-manager`` (as
+kube-controller-manager does) and runs the controllers only while it holds it; losing the
+Lease stops them, and it campaigns again.
+
+Options read from ``ctx.options``: ``controllers`` (names to run; default all),
+``leader_elect`` (bool, default False), ``identity`` (leader election identity).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from kybern import client as kclient
+from kybern.controllers import (
+    garbagecollector,
+    namespaces,
+    replicaset,
+    runtime,
+    serviceaccounts,
+)
+
+log = logging.getLogger(__name__)
+
+LEASE_NAME = "kybern-controller-manager"
+LEASE_NAMESPACE = "kube-system"
+SYNC_TIMEOUT = 60.0
+
+Factory = Callable[..., runtime.Controller]
+
+# name -> factory(client=, informers=, clock=); the names kube-controller-manager uses.
+CONTROLLERS: dict[str, Factory] = {
+    "namespace": namespaces.NamespaceController,
+    "serviceaccount": serviceaccounts.ServiceAccountController,
+    "garbagecollector": garbagecollector.GarbageCollector,
+    "replicaset": replicaset.ReplicaSetController,
+    "replicationcontroller": replicaset.ReplicationControllerController,
+}
+
+
+class Context(Protocol):
+    """What the manager needs from ``kybern.cli.cluster.Context``."""
+
+    @property
+    def client(self) -> kclient.Client: ...
+
+    @property
+    def informers(self) -> kclient.SharedInformerFactory: ...
+
+    @property
+    def options(self) -> dict[str, object]: ...
+
+
+def build(
+    names: Iterable[str],
+    client: kclient.Client,
+    informers: kclient.SharedInformerFactory,
+) -> list[runtime.Runner]:
+    """One runner per named controller, handlers registered (informers not yet started)."""
+    runners = []
+    for name in names:
+        controller = CONTROLLERS[name](client=client, informers=informers, clock=informers.clock)
+        runner = runtime.Runner(controller, informers)
+        runner.register()
+        runners.append(runner)
+    return runners
+
+
+async def run_controllers(
+    client: kclient.Client,
+    informers: kclient.SharedInformerFactory,
+    *,
+    names: Iterable[str] | None = None,
+    started: asyncio.Event | None = None,
+) -> None:
+    """Run the controllers (default: all) until cancelled."""
+    runners = build(list(CONTROLLERS) if names is None else names, client, informers)
+    informers.start()
+    async with asyncio.timeout(SYNC_TIMEOUT):
+        await informers.wait_for_cache_sync()
+    log.info("controllers started: %s", ", ".join(r.controller.name for r in runners))
+    if started is not None:
+        started.set()
+    await asyncio.gather(*(runner.run() for runner in runners))
+
+
+async def run(ctx: Context) -> None:
+    """The component entry point (see ``kybern.cli.cluster``)."""
+    options: dict[str, Any] = dict(ctx.options)
+    names = options.get("controllers")
+    selected = list(names) if isinstance(names, list | tuple) else None
+
+    async def lead() -> None:
+        await run_controllers(ctx.client, ctx.informers, names=selected)
+
+    if not options.get("leader_elect"):
+        await lead()
+        return
+    identity = str(options.get("identity") or f"{socket.gethostname()}_{uuid.uuid4()}")
+    config = kclient.LeaderElectionConfig(
+        name=LEASE_NAME, namespace=LEASE_NAMESPACE, identity=identity
+    )
+    while True:
+        elector = kclient.LeaderElector(
+            ctx.client, config, on_started_leading=lead, clock=ctx.informers.clock
+        )
+        await elector.run()
+        log.warning("%s: lost the controller-manager lease; campaigning again", identity)
