@@ -123,7 +123,10 @@ async def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
     assert unacked >= 1, "the kill should have caught writes in flight"
     print(f"{ledger.acks} acknowledged writes, {unacked} in flight at the kill")
 
-    second = await asyncio.to_thread(server_process.ServerProcess(data_dir=data_dir).start, 30.0)
+    second = await asyncio.to_thread(
+        server_process.ServerProcess(data_dir=data_dir, extra_args=list(cluster.API_ONLY)).start,
+        30.0,
+    )
     try:
         _check_recovered(cluster.RawClient(second.kubeconfig), ledger)
     finally:

@@ -27,9 +27,18 @@ from kybern.testing import server_process
 T = TypeVar("T")
 
 
-def start_server(data_dir: Path, *extra_args: str) -> server_process.ServerProcess:
+# The API-level tests pin exact API semantics (resourceVersions that must not move, pods that
+# stay unscheduled, namespaces that stay Terminating): they run the API server and store alone,
+# without the scheduler and controllers writing beside them.
+API_ONLY = ("--disable-scheduler", "--disable-controller-manager")
+
+
+def start_server(
+    data_dir: Path, *extra_args: str, api_only: bool = True
+) -> server_process.ServerProcess:
     """A running server on a free port; its kubeconfig is written when this returns."""
-    proc = server_process.ServerProcess(data_dir=data_dir, extra_args=list(extra_args))
+    args = [*(API_ONLY if api_only else ()), *extra_args]
+    proc = server_process.ServerProcess(data_dir=data_dir, extra_args=args)
     return proc.start(timeout=30)
 
 

@@ -29,6 +29,8 @@ FIELDS_TYPE = "FieldsV1"
 APPLY = "Apply"
 UPDATE = "Update"
 BEFORE_FIRST_APPLY = "before-first-apply"
+ANCIENT_CHANGES = "ancient-changes"
+MAX_UPDATE_MANAGERS = 10
 # The server's own bookkeeping: never owned by a manager (Kubernetes' stripMeta set).
 STRIPPED: FieldSet = frozenset(
     {
@@ -253,7 +255,31 @@ def update(
             mine.fields = mine.fields | previous.fields
             entries.remove(previous)
         entries.append(mine)
-    store(new, entries)
+    store(new, _capped(entries))
+
+
+def _capped(entries: list[Entry]) -> list[Entry]:
+    """At most MAX_UPDATE_MANAGERS Update entries: the oldest are merged into one
+    ``ancient-changes`` entry, as Kubernetes does, so the list cannot grow without bound."""
+    updates = sorted(
+        (e for e in entries if e.operation == UPDATE and e.manager != ANCIENT_CHANGES),
+        key=lambda e: e.time or "",
+    )
+    bucket = next((e for e in entries if e.identity()[:2] == (ANCIENT_CHANGES, UPDATE)), None)
+    excess = len(updates) + (bucket is not None) - MAX_UPDATE_MANAGERS
+    if excess <= 0:
+        return entries
+    if bucket is None:
+        excess += 1
+        bucket = Entry(
+            ANCIENT_CHANGES, UPDATE, updates[0].api_version, updates[0].time, frozenset()
+        )
+        entries = [*entries, bucket]
+    for oldest in updates[:excess]:
+        bucket.fields = bucket.fields | oldest.fields
+        bucket.time = max(bucket.time or "", oldest.time or "") or None
+        entries = [e for e in entries if e is not oldest]
+    return entries
 
 
 def _incoming_entries(

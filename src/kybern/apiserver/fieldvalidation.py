@@ -29,6 +29,7 @@ error: ...`` and a patch with 422 ``patch: Invalid value: "...": strict decoding
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import re
@@ -100,16 +101,23 @@ def warning_header(text: str) -> str:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+@contextlib.contextmanager
+def scope(method: str, content_type: str, raw_mode: str) -> Iterator[RequestState]:
+    """Install one request's state for the code it runs (HTTP and in-process alike)."""
+    state = RequestState(method, content_type, raw_mode)
+    token = _CURRENT.set(state)
+    try:
+        yield state
+    finally:
+        _CURRENT.reset(token)
+
+
 @web.middleware
 async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Install the request state; turn collected warnings into ``Warning`` headers."""
     content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-    state = RequestState(request.method, content_type, request.query.get("fieldValidation", ""))
-    token = _CURRENT.set(state)
-    try:
+    with scope(request.method, content_type, request.query.get("fieldValidation", "")) as state:
         response = await handler(request)
-    finally:
-        _CURRENT.reset(token)
     if state.warnings and not response.prepared:
         for text in state.warnings:
             response.headers.add("Warning", warning_header(text))

@@ -18,33 +18,26 @@ semantics (registry, listing, deletion, watch cache) are the shared functions th
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol, cast
-from unittest import mock
 
-import orjson
-from aiohttp import streams, test_utils, web
-from yarl import URL
+from aiohttp import web
 
 from kybern.api import errors as api_errors
 from kybern.api import kinds, managedfields
 from kybern.apiserver import (
     authn,
-    codec,
-    deletion,
     errors,
     fieldvalidation,
-    listing,
     query,
     registry,
     routing,
     watchcache,
 )
+from kybern.apiserver import query as queries
 from kybern.apiserver import watch as watching  # `watch` is LocalAPI's method name
-from kybern.apiserver.handlers import binding, context, scale
-from kybern.apiserver.handlers import patch as patch_handler
+from kybern.apiserver.handlers import context
 from kybern.storage import errors as storage_errors
 
 log = logging.getLogger(__name__)
@@ -136,227 +129,35 @@ class LocalAPI:
         user: User,
         headers: Mapping[str, str] | None = None,
     ) -> Answer:
+        """One request through the same route and operation as over HTTP (handlers/)."""
         method = method.upper()
         try:
             user_info = authenticate(user)
             req = parse_target(self.registry, path)
             q = flat_query(query)
-            if _needs_handler(req, content_type, q):
-                return await self._via_handler(
-                    method, req, query, body, content_type, user_info, headers or {}
-                )
-            manager = managedfields.manager_name(
-                q.get("fieldManager"), (headers or {}).get("User-Agent")
+            if req.watch or (not req.name and method == "GET" and queries.parse_bool(q, "watch")):
+                raise errors.bad_request("watch through LocalAPI.watch, not handle")
+            found = routing.route(req, method)
+            if found.operation is None:
+                raise errors.method_not_allowed()
+            agent = (headers or {}).get("User-Agent")
+            call = context.Call(
+                registry=self.registry,
+                info=req.info,
+                namespace=req.namespace,
+                name=req.name,
+                subresource=req.subresource,
+                method=method,
+                query=q,
+                field_manager=managedfields.manager_name(q.get("fieldManager"), agent),
+                user=user_info,
             )
-            return await self._dispatch(method, req, q, body, content_type, manager)
+            # Warnings travel as HTTP response headers; in process they are not returned.
+            with fieldvalidation.scope(method, content_type, q.get("fieldValidation", "")):
+                return await found.operation(call, body, content_type)
         except Exception as exc:
             status = status_of(exc)
             return status.code, status.status()
-
-    async def _dispatch(
-        self,
-        method: str,
-        req: context.Request,
-        q: dict[str, str],
-        body: Any,
-        ctype: str,
-        manager: str,
-    ) -> Answer:
-        if req.subresource == "scale":
-            return await self._scale(method, req, q, body, ctype)
-        if req.subresource == "binding":
-            return await self._bind(method, req, q, body)
-        if req.subresource in ("status", "finalize"):
-            if method not in ("GET", "PUT", "PATCH"):
-                raise errors.method_not_allowed()
-            return await self._object_verb(method, req, q, body, ctype, manager)
-        verbs = _OBJECT_VERBS if req.name else _COLLECTION_VERBS
-        verb = verbs.get(method, "")
-        if req.watch or (not req.name and method == "GET" and query.parse_bool(q, "watch")):
-            raise errors.bad_request("watch through LocalAPI.watch, not handle")
-        if not verb or verb not in req.info.verbs:
-            raise errors.method_not_allowed()
-        if req.info.namespaced and not req.namespace and (req.name or method != "GET"):
-            raise errors.path_not_found("")
-        if req.name:
-            return await self._object_verb(method, req, q, body, ctype, manager)
-        return await self._collection_verb(method, req, q, body, manager)
-
-    async def _via_handler(
-        self,
-        method: str,
-        req: context.Request,
-        query_: Query,
-        body: Any,
-        ctype: str,
-        user: authn.UserInfo,
-        headers: Mapping[str, str],
-    ) -> Answer:
-        """The rare requests (server-side apply, access reviews, fieldValidation, subresources
-        not mirrored here) run the HTTP handler itself on a request built in memory: identical semantics
-        by construction, at the price of one JSON round trip."""
-        raw = b"" if body is None else orjson.dumps(body)
-        reader = streams.StreamReader(mock.Mock(), 2**16, loop=asyncio.get_running_loop())
-        reader.feed_data(raw)
-        reader.feed_eof()
-        url = URL(req.http.path).with_query([(k, v) for k, v in _pairs(query_)])
-        request = test_utils.make_mocked_request(
-            method,
-            str(url),
-            headers={**headers, "Content-Type": ctype, "Content-Length": str(len(raw))},
-            payload=reader,
-            client_max_size=codec.MAX_BODY,
-        )
-        request[authn.USER_KEY] = user
-        http_req = context.Request(
-            request, self.registry, req.info, req.namespace, req.name, req.subresource, req.watch
-        )
-
-        async def run(_: web.Request) -> web.StreamResponse:
-            return await routing.pick(http_req)(http_req)
-
-        # Installs the per-request field-validation state, as the HTTP middleware chain does
-        # (warnings, which travel as response headers, are not returned in process).
-        response = await fieldvalidation.middleware(request, run)
-        payload = response.body if isinstance(response, web.Response) else None
-        if not isinstance(payload, bytes | bytearray) or not payload:
-            return response.status, None
-        try:
-            return response.status, orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            return response.status, bytes(payload).decode(errors="replace")
-
-    async def _object_verb(
-        self,
-        method: str,
-        req: context.Request,
-        q: dict[str, str],
-        body: Any,
-        ctype: str,
-        manager: str,
-    ) -> Answer:
-        reg, info = self.registry, req.info
-        if method == "GET":
-            return 200, registry.to_version(info, await reg.get(info, req.namespace, req.name))
-        if method == "PUT":
-            obj = _object_body(info, body)
-            updated, created = await reg.update(
-                info,
-                req.namespace,
-                req.name,
-                obj,
-                dry_run=query.dry_run(q),
-                subresource=req.subresource,
-                field_manager=manager,
-            )
-            return (201 if created else 200), registry.to_version(info, updated)
-        if method == "PATCH":
-            fn = patch_handler.patch_function(ctype, body)
-            patched = await reg.patch(
-                info,
-                req.namespace,
-                req.name,
-                fn,
-                dry_run=query.dry_run(q),
-                subresource=req.subresource,
-                field_manager=manager,
-            )
-            return 200, registry.to_version(info, patched)
-        options = deletion.parse_options(q, body)
-        result = await deletion.delete(reg, info, req.namespace, req.name, options)
-        return 200, deletion.response(info, result)
-
-    async def _collection_verb(
-        self, method: str, req: context.Request, q: dict[str, str], body: Any, manager: str
-    ) -> Answer:
-        reg, info = self.registry, req.info
-        if method == "GET":
-            return 200, await listing.list_objects(reg, info, req.namespace, query.list_options(q))
-        if method == "POST":
-            obj = _object_body(info, body)
-            created = await reg.create(
-                info, req.namespace, obj, dry_run=query.dry_run(q), field_manager=manager
-            )
-            return 201, registry.to_version(info, created)
-        options = deletion.parse_options(q, body)
-        listed = await listing.list_objects(reg, info, req.namespace, query.list_options(q))
-        deleted = []
-        for item in listed["items"]:
-            meta = item["metadata"]
-            try:
-                result = await deletion.delete(
-                    reg, info, meta.get("namespace", ""), meta["name"], options
-                )
-            except errors.StatusError as exc:
-                if exc.code == 404:  # vanished meanwhile: simply gone
-                    continue
-                raise
-            deleted.append(result.obj)
-        listed["items"] = deleted
-        return 200, listed
-
-    async def _scale(
-        self, method: str, req: context.Request, q: dict[str, str], body: Any, ctype: str
-    ) -> Answer:
-        reg, info = self.registry, req.info
-        if method == "GET":
-            obj = registry.to_version(info, await reg.get(info, req.namespace, req.name))
-            return 200, scale.to_scale(info, obj)
-        if method == "PUT":
-            new_scale = _dict_body(body)
-
-            def change(obj: dict[str, Any]) -> dict[str, Any]:
-                return scale._with_replicas(obj, new_scale)
-
-        elif method == "PATCH":
-            scale_patch = patch_handler.patch_function(ctype, body)
-
-            def change(obj: dict[str, Any]) -> dict[str, Any]:
-                return scale._with_replicas(obj, scale_patch(scale.to_scale(info, obj)))
-
-        else:
-            raise errors.method_not_allowed()
-        updated = await reg.patch(info, req.namespace, req.name, change, dry_run=query.dry_run(q))
-        return 200, scale.to_scale(info, registry.to_version(info, updated))
-
-    async def _bind(
-        self, method: str, req: context.Request, q: dict[str, str], body: Any
-    ) -> Answer:
-        if method != "POST":
-            raise errors.method_not_allowed()
-        obj = _dict_body(body)
-        meta = obj.get("metadata") or {}
-        name = req.name or meta.get("name", "")
-        target = obj.get("target") or {}
-        node = target.get("name") if isinstance(target, dict) else None
-        if not node or not isinstance(node, str):
-            cause = {"reason": "FieldValueRequired", "message": "Required value"}
-            raise errors.StatusError(
-                422,
-                "Invalid",
-                f'Binding "{name}" is invalid: target.name: Required value',
-                details={
-                    "name": name,
-                    "kind": "Binding",
-                    "causes": [{**cause, "field": "target.name"}],
-                },
-            )
-        if req.name and meta.get("name", req.name) != req.name:
-            raise errors.bad_request("the binding's name does not match the pod's name in the URL")
-        await self.registry.system_update(
-            req.info,
-            req.namespace,
-            name,
-            lambda pod: binding._bind(pod, node),
-            dry_run=query.dry_run(q),
-        )
-        return 201, {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Success",
-            "code": 201,
-        }
 
     # -- watch -------------------------------------------------------------------------
 
@@ -393,46 +194,6 @@ class LocalAPI:
                         yield event.type, registry.to_version(info, event.obj)
         finally:
             stream.close()
-
-
-_MIRRORED_SUBRESOURCES = ("", "status", "finalize", "scale", "binding")
-
-
-def _needs_handler(req: context.Request, content_type: str, q: Mapping[str, str]) -> bool:
-    return (
-        req.info.virtual
-        or req.subresource not in _MIRRORED_SUBRESOURCES
-        or content_type == codec.APPLY_PATCH
-        or "fieldValidation" in q  # its checks live in the HTTP request's state
-    )
-
-
-def _pairs(q: Query) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    for key, value in q.items():
-        if isinstance(value, str):
-            out.append((key, value))
-        else:
-            out.extend((key, str(v)) for v in value)
-    return out
-
-
-_COLLECTION_VERBS = {"GET": "list", "POST": "create", "DELETE": "deletecollection"}
-_OBJECT_VERBS = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
-
-
-def _dict_body(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise errors.bad_request(
-            f"the request body must be a JSON object, not {type(body).__name__}"
-        )
-    return body
-
-
-def _object_body(info: kinds.ResourceInfo, body: Any) -> dict[str, Any]:
-    obj = _dict_body(body)
-    context.check_type(info, obj)
-    return obj
 
 
 def _bookmark(info: kinds.ResourceInfo, revision: int, *, initial_end: bool = False) -> Any:

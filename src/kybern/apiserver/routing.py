@@ -12,6 +12,7 @@ does not serve is a 405.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -58,52 +59,61 @@ def parse(
     return context.Request(request, reg, info, namespace, name, subresource, watch)
 
 
-def pick(req: context.Request) -> Handler:
-    method = req.http.method
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where a request goes: the HTTP handler and the transport-free operation behind it."""
+
+    handle: Handler
+    operation: context.Operation | None  # None: HTTP only (a watch)
+
+
+_STATUS_ROUTES = {
+    "GET": Route(get.handle, get.operation),
+    "PUT": Route(update.handle, update.operation),
+    "PATCH": Route(patch.handle, patch.operation),
+}
+_COLLECTION_ROUTES = {
+    "GET": ("list", Route(list_handler.handle, list_handler.operation)),
+    "POST": ("create", Route(create.handle, create.operation)),
+    "DELETE": ("deletecollection", Route(delete.handle_collection, delete.collection_operation)),
+}
+_OBJECT_ROUTES = {
+    "GET": ("get", Route(get.handle, get.operation)),
+    "PUT": ("update", Route(update.handle, update.operation)),
+    "PATCH": ("patch", Route(patch.handle, patch.operation)),
+    "DELETE": ("delete", Route(delete.handle, delete.operation)),
+}
+
+
+def route(req: context.Request, method: str) -> Route:
+    """The route for a parsed request; 404/405 Status errors for what is not served."""
     if req.info.virtual:  # access reviews, whoami: create-only, answered and never stored
-        return review.handle
+        return Route(review.handle, review.operation)
     if req.subresource == "scale":
-        return scale.handle
+        return Route(scale.handle, scale.operation)
     if req.subresource == "binding":
-        return binding.handle
+        return Route(binding.handle, binding.operation)
     if req.subresource in ("status", "finalize"):
-        return _status_handler(method)
+        if method not in _STATUS_ROUTES:
+            raise errors.method_not_allowed()
+        return _STATUS_ROUTES[method]
     if req.subresource:
         raise errors.StatusError(
             404, "NotFound", f"the {req.subresource} subresource is not served by this server yet"
         )
-    if not req.name:
-        handler = {
-            "GET": list_handler.handle,
-            "POST": create.handle,
-            "DELETE": delete.handle_collection,
-        }.get(method)
-        verb = {"GET": "list", "POST": "create", "DELETE": "deletecollection"}.get(method, "")
+    if req.name and req.watch:
+        verb, found = "watch", Route(_watch_one, None)
     else:
-        if req.watch:
-            handler, verb = _watch_one, "watch"
-        else:
-            handler = {
-                "GET": get.handle,
-                "PUT": update.handle,
-                "PATCH": patch.handle,
-                "DELETE": delete.handle,
-            }.get(method)
-            verb = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(
-                method, ""
-            )
-    if handler is None or verb not in req.info.verbs:
+        verb, found = (_OBJECT_ROUTES if req.name else _COLLECTION_ROUTES).get(method, ("", None))  # type: ignore[assignment]
+    if found is None or verb not in req.info.verbs:
         raise errors.method_not_allowed()
     if req.info.namespaced and not req.namespace and (req.name or method != "GET"):
-        raise errors.path_not_found(req.http.path)
-    return handler
+        raise errors.path_not_found("")
+    return found
 
 
-def _status_handler(method: str) -> Handler:
-    handler = {"GET": get.handle, "PUT": update.handle, "PATCH": patch.handle}.get(method)
-    if handler is None:
-        raise errors.method_not_allowed()
-    return handler
+def pick(req: context.Request) -> Handler:
+    return route(req, req.http.method).handle
 
 
 async def _watch_one(req: context.Request) -> web.StreamResponse:

@@ -45,7 +45,23 @@ class ClusterConfig:
 
 def default_components(options: dict[str, object]) -> list[tuple[str, Component]]:
     """The components `kybern server` runs beside the API server, in start order."""
-    return []
+    from kybern.controllers import manager as controller_manager
+    from kybern.kubelet import simulated
+    from kybern.scheduler import wiring as scheduler_wiring
+
+    components: list[tuple[str, Component]] = [
+        ("controller-manager", controller_manager.run),
+        ("scheduler", lambda ctx: scheduler_wiring.run(ctx.client, ctx.informers)),
+    ]
+    disabled = options.get("disabled") or set()
+    assert isinstance(disabled, set)
+    components = [(name, comp) for name, comp in components if name not in disabled]
+    sim = simulated.Config.from_options(options)
+    if sim.nodes > 0:
+        components.append(
+            ("simulated-nodes", lambda ctx: simulated.run(ctx.client, ctx.informers, sim))
+        )
+    return components
 
 
 async def run(config: ClusterConfig, *, stop: asyncio.Event | None = None) -> None:

@@ -43,8 +43,104 @@ def _server_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
         help="storage URL: sqlite:///path/state.db (default: sqlite in <data-dir>/db/state.db)",
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--disable-scheduler",
+        action="store_true",
+        help="do not run the scheduler in this process (pods stay unscheduled)",
+    )
+    p.add_argument(
+        "--disable-controller-manager",
+        action="store_true",
+        help="do not run the controllers in this process (an API server and store only)",
+    )
     _tuning_flags(p)
+    _simulation_flags(p, prefix="simulated-")
     p.set_defaults(func=_run_server)
+
+
+def _simulation_flags(p: argparse.ArgumentParser, *, prefix: str) -> None:
+    """Simulated nodes (kybern.kubelet.simulated): `--simulated-nodes N` on `kybern server`,
+    `--nodes N` on `kybern simulate`."""
+    group = p.add_argument_group("simulated nodes")
+    node = prefix.replace("simulated-", "simulated-node-") if prefix else "node-"
+    group.add_argument(
+        f"--{prefix}nodes",
+        dest="sim_nodes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run N simulated nodes that report pods Running without running anything",
+    )
+    group.add_argument(
+        f"--{node}cpu", dest="sim_cpu", default="4", metavar="CPU", help="CPU capacity (default 4)"
+    )
+    group.add_argument(
+        f"--{node}memory",
+        dest="sim_memory",
+        default="16Gi",
+        metavar="BYTES",
+        help="memory capacity (default 16Gi)",
+    )
+    group.add_argument(
+        f"--{node}pods",
+        dest="sim_pods",
+        default="110",
+        metavar="N",
+        help="pod capacity (default 110)",
+    )
+    group.add_argument(
+        f"--{node}labels", dest="sim_labels", default="", metavar="K=V,...", help="extra labels"
+    )
+    group.add_argument(
+        f"--{node}taints", dest="sim_taints", default="", metavar="K=V:EFFECT,...", help="taints"
+    )
+
+
+def _simulation_options(args: argparse.Namespace) -> dict[str, object]:
+    from kybern.kubelet import simulated
+
+    return {
+        "simulated_nodes": args.sim_nodes,
+        "simulated_node_cpu": args.sim_cpu,
+        "simulated_node_memory": args.sim_memory,
+        "simulated_node_pods": args.sim_pods,
+        "simulated_node_labels": simulated.parse_labels(args.sim_labels),
+        "simulated_node_taints": simulated.parse_taints(args.sim_taints),
+    }
+
+
+def _simulate_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "simulate",
+        help="run simulated nodes against a kybern (or Kubernetes) API server",
+        description="Register N simulated nodes that keep Leases and move their pods through "
+        "kubelet's status transitions without running anything.",
+    )
+    p.add_argument("--kubeconfig", required=True, help="kubeconfig with the server's credentials")
+    p.add_argument("--server", default="", help="API server URL (default: the kubeconfig's)")
+    p.add_argument("--prefix", default="sim-node-", help="node name prefix (default sim-node-)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    _simulation_flags(p, prefix="")
+    p.set_defaults(func=_run_simulate)
+
+
+def _run_simulate(args: argparse.Namespace) -> int:
+    from kybern.kubelet import simulated
+
+    try:
+        config = simulated.Config.from_options(_simulation_options(args))
+    except ValueError as exc:
+        print(f"kybern simulate: {exc}", file=sys.stderr)
+        return 2
+    config.prefix = args.prefix
+    if config.nodes <= 0:
+        print("kybern simulate: --nodes must be at least 1", file=sys.stderr)
+        return 2
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            simulated.run_standalone(config, kubeconfig=args.kubeconfig, server=args.server)
+        )
+    return 0
 
 
 def _tuning_flags(p: argparse.ArgumentParser) -> None:
@@ -76,6 +172,19 @@ def _tuning_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _run_server(args: argparse.Namespace) -> int:
+    try:
+        options = _simulation_options(args)
+        options["disabled"] = {
+            name
+            for name, off in (
+                ("scheduler", args.disable_scheduler),
+                ("controller-manager", args.disable_controller_manager),
+            )
+            if off
+        }
+    except ValueError as exc:
+        print(f"kybern server: {exc}", file=sys.stderr)
+        return 2
     config = server.Config(
         tune_gc=True,
         data_dir=args.data_dir or server.default_data_dir(),
@@ -94,7 +203,11 @@ def _run_server(args: argparse.Namespace) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             runner(
                 cluster.run(
-                    cluster.ClusterConfig(api=config, components=cluster.default_components({}))
+                    cluster.ClusterConfig(
+                        api=config,
+                        components=cluster.default_components(options),
+                        options=options,
+                    )
                 )
             )
     except OSError as exc:
@@ -132,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _server_parser(sub)
+    _simulate_parser(sub)
     return parser
 
 

@@ -7,7 +7,8 @@ first campaigns for the Lease ``kube-system/kybern-controller-manager`` (as
 kube-controller-manager does) and runs the controllers only while it holds it; losing the
 Lease stops them, and it campaigns again.
 
-Options read from ``ctx.options``: ``controllers`` (names to run; default all),
+Options read from ``ctx.options``: ``controllers`` (kube-controller-manager's
+``--controllers`` list or comma-separated string: ``*``, ``name``, ``-name``; default all),
 ``leader_elect`` (bool, default False), ``identity`` (leader election identity).
 """
 
@@ -22,6 +23,7 @@ from typing import Any, Protocol
 
 from kybern import client as kclient
 from kybern.controllers import (
+    deployment,
     garbagecollector,
     namespaces,
     replicaset,
@@ -44,6 +46,7 @@ CONTROLLERS: dict[str, Factory] = {
     "garbagecollector": garbagecollector.GarbageCollector,
     "replicaset": replicaset.ReplicaSetController,
     "replicationcontroller": replicaset.ReplicationControllerController,
+    "deployment": deployment.DeploymentController,
 }
 
 
@@ -58,6 +61,26 @@ class Context(Protocol):
 
     @property
     def options(self) -> dict[str, object]: ...
+
+
+def enabled(spec: Iterable[str] | None) -> list[str]:
+    """Controller names from kube-controller-manager's ``--controllers`` syntax: ``*`` is
+    every controller, ``name`` enables one, ``-name`` disables one (``["*", "-garbagecollector"]``,
+    ``["-*"]`` for none). None: all."""
+    if spec is None:
+        return list(CONTROLLERS)
+    items = list(spec)
+    unknown = [i for i in items if i.lstrip("-") not in CONTROLLERS and i.lstrip("-") != "*"]
+    if unknown:
+        raise ValueError(
+            f"unknown controllers: {', '.join(unknown)} (known: {', '.join(CONTROLLERS)})"
+        )
+    on = set(CONTROLLERS) if "*" in items else set()
+    on |= {i for i in items if i in CONTROLLERS}
+    on -= {i[1:] for i in items if i.startswith("-") and i[1:] in CONTROLLERS}
+    if "-*" in items:
+        on &= {i for i in items if i in CONTROLLERS}
+    return [name for name in CONTROLLERS if name in on]
 
 
 def build(
@@ -83,7 +106,10 @@ async def run_controllers(
     started: asyncio.Event | None = None,
 ) -> None:
     """Run the controllers (default: all) until cancelled."""
-    runners = build(list(CONTROLLERS) if names is None else names, client, informers)
+    runners = build(enabled(names), client, informers)
+    if not runners:
+        log.info("no controllers enabled")
+        await asyncio.Event().wait()  # idle until cancelled, like any component
     informers.start()
     async with asyncio.timeout(SYNC_TIMEOUT):
         await informers.wait_for_cache_sync()
@@ -97,6 +123,8 @@ async def run(ctx: Context) -> None:
     """The component entry point (see ``kybern.cli.cluster``)."""
     options: dict[str, Any] = dict(ctx.options)
     names = options.get("controllers")
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
     selected = list(names) if isinstance(names, list | tuple) else None
 
     async def lead() -> None:

@@ -12,7 +12,8 @@ a key, call ``reconcile`` and then decide from the outcome:
 - ``Result()``: done, forget the key's backoff.
 - ``Result(requeue_after=s)``: done, look again in ``s`` seconds (for time-based conditions).
 - ``TerminalError``: logged, not retried (until the next event for the key).
-- any other exception: logged with its traceback, retried with per-key exponential backoff.
+- any other exception: retried with per-key exponential backoff; logged with its traceback
+  unless it is an API error answer (a 409 Conflict from a stale cache is routine).
 
 Every reconcile gets an id (in the log lines and in ``reconcile_id`` for the controller's own
 logs) and is counted in ``kybern_controller_reconcile_total{controller,result}``.
@@ -70,11 +71,13 @@ class TerminalError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Watch:
-    """A resource a controller watches and how a changed object maps to keys to reconcile."""
+    """A resource a controller watches and how a changed object maps to keys to reconcile
+    (``deleted_keys``, when given, maps a deleted object's last state instead)."""
 
     api_version: str
     kind: str
     keys: KeysOf
+    deleted_keys: KeysOf | None = None
 
 
 class Controller(Protocol):
@@ -108,8 +111,9 @@ def controller_owner_keys(kind: str) -> KeysOf:
 class _Handler:
     """Informer events -> keys on the queue; the only thing event handlers do."""
 
-    def __init__(self, keys: KeysOf, add: Callable[[str], None]) -> None:
-        self.keys = keys
+    def __init__(self, watch: Watch, add: Callable[[str], None]) -> None:
+        self.keys = watch.keys
+        self.deleted_keys = watch.deleted_keys or watch.keys
         self.add = add
 
     def _enqueue(self, obj: Obj) -> None:
@@ -124,7 +128,8 @@ class _Handler:
         self._enqueue(new)
 
     def on_delete(self, obj: Obj | kclient.DeletedFinalStateUnknown) -> None:
-        self._enqueue(kclient.object_of(obj))
+        for key in self.deleted_keys(kclient.object_of(obj)):
+            self.add(key)
 
 
 class Runner:
@@ -148,7 +153,7 @@ class Runner:
         """Attach the event handlers (creates the informers; start them afterwards)."""
         for watch in self.controller.watches():
             informer = self.informers.informer_for(watch.api_version, watch.kind)
-            informer.add_handler(_Handler(watch.keys, self.queue.add))
+            informer.add_handler(_Handler(watch, self.queue.add))
 
     async def run(self) -> None:
         """Work until cancelled (the informers must have synced)."""
@@ -185,6 +190,11 @@ class Runner:
             self._count("terminal")
             self.queue.forget(key)
             log.error("%s [%s] %s: giving up: %s", name, rid, key, exc)
+        except kclient.ApiError as exc:  # a Status answer (409, 5xx ...): routine, no traceback
+            self._count("error")
+            level = logging.INFO if isinstance(exc, kclient.Conflict) else logging.WARNING
+            log.log(level, "%s [%s] %s: %s; will retry", name, rid, key, exc)
+            self.queue.add_rate_limited(key)
         except Exception:
             self._count("error")
             log.exception("%s [%s] %s: reconcile failed; will retry", name, rid, key)

@@ -61,6 +61,6 @@ class ServiceAccountController:
             await self.client.create(account)
         except kclient.AlreadyExists:
             pass  # the cache lags behind the create: fine
-        except kclient.Forbidden:
+        except kclient.errors.Forbidden:
             pass  # the namespace began terminating meanwhile
         return runtime.Result()

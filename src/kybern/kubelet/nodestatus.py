@@ -23,7 +23,12 @@ SIMULATED_ANNOTATION = "kybern.io/simulated"
 
 # type -> (status when healthy, reason, message): kubelet's setters in nodestatus/setters.go
 HEALTHY_CONDITIONS: list[tuple[str, str, str, str]] = [
-    ("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+    (
+        "MemoryPressure",
+        "False",
+        "KubeletHasSufficientMemory",
+        "kubelet has sufficient memory available",
+    ),
     ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
     ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
     ("Ready", "True", "KubeletReady", "kubelet is posting ready status"),

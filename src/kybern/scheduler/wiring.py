@@ -20,7 +20,7 @@ import contextlib
 import datetime
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from kybern import client as kclient
@@ -78,7 +78,9 @@ class EventRecorder:
             try:
                 await self._write(obj, type_, reason, message)
             except (errors.ClientError, OSError) as exc:
-                log.warning("cannot record event %s for %s: %s", reason, _meta(obj).get("name"), exc)
+                log.warning(
+                    "cannot record event %s for %s: %s", reason, _meta(obj).get("name"), exc
+                )
 
     async def flush(self) -> None:
         """Write what is queued now (tests and shutdown)."""
@@ -148,7 +150,9 @@ class ClientCluster:
         meta = _meta(pod)
         info = resources.resource_info("v1", "Pod")
         path = resources.path_for(
-            info, namespace=meta.get("namespace") or "default", name=meta.get("name") or "",
+            info,
+            namespace=meta.get("namespace") or "default",
+            name=meta.get("name") or "",
             subresource="binding",
         )
         response = await self.client.transport.request(
@@ -233,12 +237,26 @@ async def run(
     recorder = asyncio.create_task(cluster.recorder.run(), name="scheduler-events")
     try:
         connect(sched, informers)
-        await asyncio.gather(
-            *(informers.informer_for(v, k).wait_for_sync() for v, k, _ in WATCHED)
-        )
+        await asyncio.gather(*(informers.informer_for(v, k).wait_for_sync() for v, k, _ in WATCHED))
         log.info("scheduler: caches synced (%d nodes); scheduling", len(sched.cache.nodes))
-        await sched.run()
+        await _run_cancellable(sched.run())
     finally:
         recorder.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await recorder
+
+
+async def _run_cancellable(work: Coroutine[Any, Any, None]) -> None:
+    """Await ``work`` in its own task and, when cancelled, cancel it until it ends.
+
+    ``Scheduler.run`` waits with ``asyncio.wait_for``, which on Python 3.11 can swallow a
+    cancellation that lands as the wait completes; a single cancel then leaves the loop
+    running and `kybern server` hanging on shutdown.
+    """
+    task = asyncio.create_task(work, name="scheduler-loop")
+    try:
+        await asyncio.shield(task)
+    finally:
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.05)

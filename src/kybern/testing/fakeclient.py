@@ -42,7 +42,7 @@ class Action:
         return self.verb == verb and self.resource == resource and self.subresource == subresource
 
 
-def _status(code: int, reason: str, message: str) -> transport.Response:
+def status_response(code: int, reason: str, message: str) -> transport.Response:
     body = {
         "kind": "Status",
         "apiVersion": "v1",
@@ -160,7 +160,7 @@ class FakeCluster:
         return (info.storage_resource, namespace if info.namespaced else "", name)
 
     def _missing(self, info: kinds.ResourceInfo, name: str) -> transport.Response:
-        return _status(404, "NotFound", f'{info.plural} "{name}" not found')
+        return status_response(404, "NotFound", f'{info.plural} "{name}" not found')
 
     def _get(self, info: kinds.ResourceInfo, ns: str, name: str, *_: Any) -> transport.Response:
         obj = self.objects.get(self._key(info, ns, name))
@@ -187,7 +187,7 @@ class FakeCluster:
             obj["metadata"]["namespace"] = ns
         key = self._key(info, ns, obj["metadata"]["name"])
         if key in self.objects:
-            return _status(409, "AlreadyExists", f'{info.plural} "{key[2]}" already exists')
+            return status_response(409, "AlreadyExists", f'{info.plural} "{key[2]}" already exists')
         self.objects[key] = obj
         return transport.Response(201, obj=copy.deepcopy(obj))
 
@@ -200,7 +200,9 @@ class FakeCluster:
             return self._missing(info, name)
         given = (body.get("metadata") or {}).get("resourceVersion")
         if given and given != current["metadata"]["resourceVersion"]:
-            return _status(409, "Conflict", f'Operation cannot be fulfilled on {info.plural} "{name}"')
+            return status_response(
+                409, "Conflict", f'Operation cannot be fulfilled on {info.plural} "{name}"'
+            )
         return self._store(info, key, copy.deepcopy(body))
 
     def _patch(
@@ -217,7 +219,9 @@ class FakeCluster:
     ) -> transport.Response:
         meta = obj["metadata"]
         meta["resourceVersion"] = str(next(self._rv))
-        spec_finalizers = (obj.get("spec") or {}).get("finalizers") if info.kind == "Namespace" else None
+        spec_finalizers = (
+            (obj.get("spec") or {}).get("finalizers") if info.kind == "Namespace" else None
+        )
         if meta.get("deletionTimestamp") and not meta.get("finalizers") and not spec_finalizers:
             del self.objects[key]
         else:
@@ -240,7 +244,7 @@ class FakeCluster:
 
     def _deletecollection(self, info: kinds.ResourceInfo, ns: str, *_: Any) -> transport.Response:
         for key in [k for k in self.objects if k[0] == info.storage_resource and k[1] == ns]:
-            del self.objects[key]
+            self._delete(info, ns, key[2], "", None, "")
         return transport.Response(200, obj={"kind": info.list_kind, "items": []})
 
 
@@ -261,11 +265,11 @@ class FakeTransport:
         content_type: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> transport.Response:
-        return self.cluster.handle(
-            method, path, query or {}, body, content_type or transport.JSON
-        )
+        return self.cluster.handle(method, path, query or {}, body, content_type or transport.JSON)
 
-    def stream(self, method: str, path: str, *, query: transport.Query | None = None) -> AsyncIterator[bytes]:
+    def stream(
+        self, method: str, path: str, *, query: transport.Query | None = None
+    ) -> AsyncIterator[bytes]:
         raise NotImplementedError("the fake API does not stream")
 
     def watch(

@@ -119,6 +119,21 @@ class TestUpdateHook:
         [parsed] = mf.parse_entries([entry])
         assert parsed.time == "2024-01-02T03:04:05Z"
 
+    def test_at_most_ten_update_managers(self) -> None:
+        obj: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
+        for n in range(12):
+            new = copy.deepcopy(obj)
+            new["data"] = {**obj.get("data", {}), f"k{n}": "v"}
+            mf.update(obj, new, manager=f"m{n:02d}", now=f"2024-01-01T00:00:{n:02d}Z")
+            obj = new
+        names = [e["manager"] for e in obj["metadata"]["managedFields"]]
+        assert len(names) == 10
+        assert names[0] == "ancient-changes"
+        assert "m00" not in names
+        assert "m11" in names
+        ancient = obj["metadata"]["managedFields"][0]["fieldsV1"]["f:data"]
+        assert {"f:k0", "f:k1", "f:k2"} <= set(ancient)
+
     def test_entries_sorted_apply_first_then_by_time(self) -> None:
         obj = {
             "apiVersion": "v1",

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kybern.apiserver import codec, errors, query, strategy
+from kybern.apiserver import errors, strategy
 from kybern.apiserver.handlers import context
 
 
@@ -38,11 +38,11 @@ def _bind(obj: dict[str, Any], node: str) -> dict[str, Any]:
     return new
 
 
-async def handle(req: context.Request) -> web.StreamResponse:
-    if req.http.method != "POST":
+async def operation(call: context.Call, body: Any, content_type: str) -> context.Answer:
+    if call.method != "POST":
         raise errors.method_not_allowed()
-    body = await codec.read_object(req.http)
-    name = req.name or (body.get("metadata") or {}).get("name", "")
+    body = context.object_body_any(body)
+    name = call.name or (body.get("metadata") or {}).get("name", "")
     target = body.get("target") or {}
     node = target.get("name") if isinstance(target, dict) else None
     if not node or not isinstance(node, str):
@@ -62,16 +62,23 @@ async def handle(req: context.Request) -> web.StreamResponse:
                 ],
             },
         )
-    if req.name and (body.get("metadata") or {}).get("name", req.name) != req.name:
+    if call.name and (body.get("metadata") or {}).get("name", call.name) != call.name:
         raise errors.bad_request("the binding's name does not match the pod's name in the URL")
-    await req.registry.system_update(
-        req.info,
-        req.namespace,
+    await call.registry.system_update(
+        call.info,
+        call.namespace,
         name,
         lambda obj: _bind(obj, node),
-        dry_run=query.dry_run(req.query),
+        dry_run=call.dry_run,
     )
-    return codec.response(
-        {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201},
-        status=201,
-    )
+    return 201, {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "code": 201,
+    }
+
+
+async def handle(req: context.Request) -> web.StreamResponse:
+    return await context.respond(req, operation, await context.read_body(req))

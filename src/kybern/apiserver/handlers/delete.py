@@ -6,39 +6,39 @@ from typing import Any
 
 from aiohttp import web
 
-from kybern.apiserver import codec, deletion, listing, query
+from kybern.apiserver import deletion, errors, listing, query
 from kybern.apiserver.handlers import context
 
 
-async def _options(req: context.Request) -> deletion.DeleteOptions:
-    raw = await codec.read_body(req.http)
-    body: Any = None
-    if raw.strip():
-        body = codec.decode(raw, codec.media_type(req.http))
-    return deletion.parse_options(req.query, body)
+async def operation(call: context.Call, body: Any, content_type: str) -> context.Answer:
+    options = deletion.parse_options(call.query, body)
+    result = await deletion.delete(call.registry, call.info, call.namespace, call.name, options)
+    return 200, deletion.response(call.info, result)
 
 
-async def handle(req: context.Request) -> web.StreamResponse:
-    options = await _options(req)
-    result = await deletion.delete(req.registry, req.info, req.namespace, req.name, options)
-    return codec.response(deletion.response(req.info, result))
-
-
-async def handle_collection(req: context.Request) -> web.StreamResponse:
-    options = await _options(req)
-    opts = query.list_options(req.query)
-    listed = await listing.list_objects(req.registry, req.info, req.namespace, opts)
+async def collection_operation(call: context.Call, body: Any, content_type: str) -> context.Answer:
+    options = deletion.parse_options(call.query, body)
+    opts = query.list_options(call.query)
+    listed = await listing.list_objects(call.registry, call.info, call.namespace, opts)
     deleted = []
     for item in listed["items"]:
         meta = item["metadata"]
         try:
             result = await deletion.delete(
-                req.registry, req.info, meta.get("namespace", ""), meta["name"], options
+                call.registry, call.info, meta.get("namespace", ""), meta["name"], options
             )
-        except Exception as exc:  # an object that vanished meanwhile is simply gone
-            if getattr(exc, "code", None) == 404:
+        except errors.StatusError as exc:
+            if exc.code == 404:  # vanished meanwhile: simply gone
                 continue
             raise
         deleted.append(result.obj)
     listed["items"] = deleted
-    return codec.response(listed)
+    return 200, listed
+
+
+async def handle(req: context.Request) -> web.StreamResponse:
+    return await context.respond(req, operation, await context.read_body(req))
+
+
+async def handle_collection(req: context.Request) -> web.StreamResponse:
+    return await context.respond(req, collection_operation, await context.read_body(req))

@@ -79,60 +79,65 @@ def _options_invalid(field: str, reason: str, message: str) -> errors.StatusErro
     return errors.invalid("PatchOptions", "", [cause], "meta.k8s.io")
 
 
+async def operation(call: context.Call, body: Any, content_type: str) -> context.Answer:
+    if content_type not in SUPPORTED:
+        raise unsupported(content_type)
+    is_apply = content_type == codec.APPLY_PATCH
+    if "force" in call.query and not is_apply:
+        raise _options_invalid(
+            "force", "FieldValueForbidden", "Forbidden: may not be specified for non-apply patch"
+        )
+    if is_apply and not call.query.get("fieldManager"):
+        raise _options_invalid(
+            "fieldManager", "FieldValueRequired", "Required value: is required for apply patch"
+        )
+    if is_apply:
+        return await _server_side_apply(call, body)
+    obj = await call.registry.patch(
+        call.info,
+        call.namespace,
+        call.name,
+        patch_function(content_type, body),
+        dry_run=call.dry_run,
+        subresource=call.subresource,
+        field_manager=call.field_manager,
+    )
+    return 200, registry.to_version(call.info, obj)
+
+
 async def handle(req: context.Request) -> web.StreamResponse:
     content_type = codec.media_type(req.http)
     if content_type not in SUPPORTED:
         raise unsupported(content_type)
-    is_apply = content_type == codec.APPLY_PATCH
-    if "force" in req.query and not is_apply:
-        raise _options_invalid(
-            "force", "FieldValueForbidden", "Forbidden: may not be specified for non-apply patch"
-        )
-    if is_apply and not req.query.get("fieldManager"):
-        raise _options_invalid(
-            "fieldManager", "FieldValueRequired", "Required value: is required for apply patch"
-        )
-    manager = context.field_manager(req)
     body = codec.decode(await codec.read_body(req.http), content_type)
-    if is_apply:
-        return await _server_side_apply(req, body, manager)
-    obj = await req.registry.patch(
-        req.info,
-        req.namespace,
-        req.name,
-        patch_function(content_type, body),
-        dry_run=query.dry_run(req.query),
-        subresource=req.subresource,
-        field_manager=manager,
-    )
-    return codec.response(registry.to_version(req.info, obj))
+    return await context.respond(req, operation, body)
 
 
 # -- server-side apply ------------------------------------------------------------------------
 
 
-async def _server_side_apply(req: context.Request, body: Any, manager: str) -> web.StreamResponse:
+async def _server_side_apply(call: context.Call, body: Any) -> context.Answer:
     if not isinstance(body, dict):
         raise errors.bad_request("the apply patch must be a single YAML or JSON object")
-    context.check_type(req.info, body)
+    context.check_type(call.info, body)
     server_apply.check_config(body)
-    if body["metadata"]["name"] != req.name:
+    if body["metadata"]["name"] != call.name:
         raise errors.bad_request(
             f"the name of the object ({body['metadata']['name']}) does not match the name on "
-            f"the URL ({req.name})"
+            f"the URL ({call.name})"
         )
-    force = query.parse_bool(req.query, "force")
-    dry_run = query.dry_run(req.query)
+    force = query.parse_bool(call.query, "force")
+    dry_run = query.dry_run(call.query)
 
     def applied(live: dict[str, Any] | None) -> dict[str, Any]:
         try:
             return server_apply.apply(
                 live,
                 body,
-                manager=manager,
+                manager=call.field_manager,
                 force=force,
                 now=strategy.now_rfc3339(),
-                subresource=req.subresource,
+                subresource=call.subresource,
             )
         except server_apply.Conflict as exc:
             raise errors.StatusError(
@@ -141,24 +146,24 @@ async def _server_side_apply(req: context.Request, body: Any, manager: str) -> w
 
     for _ in range(3):
         try:
-            obj = await req.registry.patch(
-                req.info,
-                req.namespace,
-                req.name,
+            obj = await call.registry.patch(
+                call.info,
+                call.namespace,
+                call.name,
                 applied,
                 dry_run=dry_run,
-                subresource=req.subresource,
+                subresource=call.subresource,
             )
-            return codec.response(registry.to_version(req.info, obj))
+            return 200, registry.to_version(call.info, obj)
         except errors.StatusError as exc:
-            if exc.reason != "NotFound" or req.subresource:
+            if exc.reason != "NotFound" or call.subresource:
                 raise
         try:
-            created = await req.registry.create(
-                req.info, req.namespace, applied(None), dry_run=dry_run
+            created = await call.registry.create(
+                call.info, call.namespace, applied(None), dry_run=dry_run
             )
-            return codec.response(registry.to_version(req.info, created), status=201)
+            return 201, registry.to_version(call.info, created)
         except errors.StatusError as exc:
             if exc.reason != "AlreadyExists":
                 raise
-    raise errors.conflict(req.info.plural, req.name, req.info.group)
+    raise errors.conflict(call.info.plural, call.name, call.info.group)

@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from kybern.api import errors as api_errors
-from kybern.apiserver import authn, codec, errors
+from kybern.apiserver import authn, errors
 from kybern.apiserver.handlers import context
 
 NO_POLICY = "kybern: no authorization policy yet, every authenticated user may do everything"
@@ -27,21 +27,25 @@ _ALL_RULES: dict[str, Any] = {
 }
 
 
-async def handle(req: context.Request) -> web.StreamResponse:
-    if req.http.method != "POST" or req.name or req.subresource:
+async def operation(call: context.Call, body: Any, content_type: str) -> context.Answer:
+    if call.method != "POST" or call.name or call.subresource:
         raise errors.method_not_allowed()
-    body = await context.read_object(req)
+    body = context.object_body(call.info, body)
     body.setdefault("metadata", {}).setdefault("creationTimestamp", None)
-    user = req.http.get(authn.USER_KEY, authn.ANONYMOUS)
-    kind = req.info.kind
+    user = call.user
+    kind = call.info.kind
     if kind == "SelfSubjectReview":
         body["status"] = {"userInfo": user.to_dict()}
     elif kind == "SelfSubjectRulesReview":
         body["status"] = dict(_ALL_RULES)
     else:
-        _validate(kind, body, req.namespace)
+        _validate(kind, body, call.namespace)
         body["status"] = _decide(user, body.get("spec") or {})
-    return codec.response(body, status=201)
+    return 201, body
+
+
+async def handle(req: context.Request) -> web.StreamResponse:
+    return await context.respond(req, operation, await context.read_body(req))
 
 
 def _decide(user: authn.UserInfo, spec: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from kybern.api import kinds, labels
-from kybern.apiserver import codec, errors, query, registry
+from kybern.apiserver import errors, registry
 from kybern.apiserver.handlers import context, patch
 
 
@@ -69,20 +69,18 @@ def _with_replicas(obj: dict[str, Any], scale: dict[str, Any]) -> dict[str, Any]
     return new
 
 
-async def handle(req: context.Request) -> web.StreamResponse:
-    info = req.info
-    if req.http.method == "GET":
-        obj = registry.to_version(info, await req.registry.get(info, req.namespace, req.name))
-        return codec.response(to_scale(info, obj))
-    if req.http.method == "PUT":
-        scale = await codec.read_object(req.http)
+async def operation(call: context.Call, body: Any, content_type: str) -> context.Answer:
+    info = call.info
+    if call.method == "GET":
+        obj = registry.to_version(info, await call.registry.get(info, call.namespace, call.name))
+        return 200, to_scale(info, obj)
+    if call.method == "PUT":
+        scale = context.object_body_any(body)
 
         def change(obj: dict[str, Any]) -> dict[str, Any]:
             return _with_replicas(obj, scale)
 
-    elif req.http.method == "PATCH":
-        content_type = codec.media_type(req.http)
-        body = codec.decode(await codec.read_body(req.http), content_type)
+    elif call.method == "PATCH":
         scale_patch = patch.patch_function(content_type, body)
 
         def change(obj: dict[str, Any]) -> dict[str, Any]:
@@ -90,13 +88,17 @@ async def handle(req: context.Request) -> web.StreamResponse:
 
     else:
         raise errors.method_not_allowed()
-    updated = await req.registry.patch(
+    updated = await call.registry.patch(
         info,
-        req.namespace,
-        req.name,
+        call.namespace,
+        call.name,
         change,
-        dry_run=query.dry_run(req.query),
+        dry_run=call.dry_run,
         subresource="scale",  # the managedFields entry names it, as Kubernetes does
-        field_manager=context.field_manager(req),
+        field_manager=call.field_manager,
     )
-    return codec.response(to_scale(info, registry.to_version(info, updated)))
+    return 200, to_scale(info, registry.to_version(info, updated))
+
+
+async def handle(req: context.Request) -> web.StreamResponse:
+    return await context.respond(req, operation, await context.read_body(req))

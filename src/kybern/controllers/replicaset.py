@@ -1,0 +1,278 @@
+"""ReplicaSet and ReplicationController: keep ``spec.replicas`` pods matching the template.
+
+One reconcile of ``namespace/name`` (Kubernetes' ReplicaSetController.syncReplicaSet):
+
+1. Claim pods (ControllerRefManager): active pods in the namespace that the selector matches
+   and that have no controller are adopted (a controller ownerReference with
+   blockOwnerDeletion); pods it controls that no longer match are released.
+2. If the expectations of earlier writes are met (see ``pods.Expectations``), create or
+   delete the difference: creates in slow-start batches of 1, 2, 4, ... (a failing batch
+   stops the rest), deletes in Kubernetes' ActivePods order (``pods.deletion_rank``).
+3. Write status through ``/status``: replicas, fullyLabeledReplicas, readyReplicas,
+   availableReplicas (ready for minReadySeconds), observedGeneration.
+
+ReplicationController is the same code with a map selector (``spec.selector``) instead of a
+LabelSelector.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from kybern import client as kclient
+from kybern.api import errors as api_errors
+from kybern.api import labels
+from kybern.client import store
+from kybern.controllers import events, pods, runtime
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+
+BURST_REPLICAS = 500  # most creates or deletes in one reconcile (Kubernetes' burstReplicas)
+SLOW_START_INITIAL_BATCH = 1
+
+
+def label_selector(obj: Obj) -> labels.Selector:
+    return labels.from_label_selector((obj.get("spec") or {}).get("selector"))
+
+
+def map_selector(obj: Obj) -> labels.Selector:
+    selector = (obj.get("spec") or {}).get("selector") or {}
+    return labels.from_set(selector) if selector else labels.nothing()
+
+
+class ReplicaSetController:
+    name = "replicaset"
+    workers = 5
+    api_version = "apps/v1"
+    kind = "ReplicaSet"
+    selector_of: Callable[[Obj], labels.Selector] = staticmethod(label_selector)
+
+    def __init__(
+        self,
+        *,
+        client: kclient.Client,
+        informers: kclient.SharedInformerFactory,
+        clock: kclient.Clock | None = None,
+    ) -> None:
+        self.client = client
+        self.clock = clock or informers.clock
+        self.sets = informers.informer_for(self.api_version, self.kind).store
+        pod_informer = informers.informer_for("v1", "Pod")
+        self.pods = pod_informer.store
+        self.expectations = pods.Expectations(
+            self.pods, lambda: pod_informer.last_resource_version, self.clock
+        )
+        self.recorder = events.Recorder(client, f"{self.name}-controller", clock=self.clock)
+
+    def watches(self) -> Sequence[runtime.Watch]:
+        return [
+            runtime.Watch(self.api_version, self.kind, runtime.own_key),
+            runtime.Watch("v1", "Pod", self.pod_keys),
+        ]
+
+    def pod_keys(self, pod: Obj) -> Iterable[str]:
+        """The controller of the pod if it is one of ours; else every set that would adopt it."""
+        ref = pods.controller_ref(pod)
+        namespace = pod["metadata"].get("namespace", "")
+        if ref is not None:
+            return [f"{namespace}/{ref['name']}"] if ref.get("kind") == self.kind else []
+        pod_labels = pod["metadata"].get("labels") or {}
+        return [
+            kclient.key_of(owner)
+            for owner in self.sets.list(namespace)
+            if _matches(self.selector_of, owner, pod_labels)
+        ]
+
+    async def reconcile(self, key: str) -> runtime.Result:
+        owner = self.sets.get(key)
+        if owner is None:
+            self.expectations.forget(key)
+            return runtime.Result()
+        owner = {**owner, "apiVersion": self.api_version, "kind": self.kind}
+        try:
+            selector = self.selector_of(owner)
+        except api_errors.BadRequest as exc:
+            raise runtime.TerminalError(f"{key}: invalid selector: {exc}") from exc
+        active = [p for p in self.candidates(owner, selector) if pods.is_active(p)]
+        owned = await self.claim(owner, selector, active)
+        if self.expectations.satisfied(key) and not owner["metadata"].get("deletionTimestamp"):
+            await self.manage_replicas(key, owner, owned)
+        return await self.update_status(owner, owned)
+
+    # -- adoption ----------------------------------------------------------------------
+
+    def candidates(self, owner: Obj, selector: labels.Selector) -> list[Obj]:
+        """Pods it owns plus pods it might adopt, from indexes rather than a namespace scan
+        when the selector pins one label value (the usual ``app=web``)."""
+        namespace = owner["metadata"].get("namespace", "")
+        found = {
+            kclient.key_of(p): p for p in self.pods.by_index(store.OWNER, owner["metadata"]["uid"])
+        }
+        pinned = next(
+            (r.key for r in selector.requirements if selector.requires_exact_match(r.key)), None
+        )
+        if pinned is None:
+            pool = self.pods.list(namespace)
+        else:
+            value = selector.requires_exact_match(pinned)
+            pool = [
+                p
+                for p in self.pods.by_index(store.LABEL, f"{pinned}={value}")
+                if p["metadata"].get("namespace") == namespace
+            ]
+        for pod in pool:
+            found.setdefault(kclient.key_of(pod), pod)
+        return list(found.values())
+
+    async def claim(
+        self, owner: Obj, selector: labels.Selector, candidates: list[Obj]
+    ) -> list[Obj]:
+        uid = owner["metadata"]["uid"]
+        deleting = bool(owner["metadata"].get("deletionTimestamp"))
+        owned = []
+        for pod in candidates:
+            ref = pods.controller_ref(pod)
+            matches = selector.matches(pod["metadata"].get("labels"))
+            if ref is not None and ref.get("uid") == uid:
+                if matches or deleting:
+                    owned.append(pod)
+                elif await self._patch_refs(pod, [{"$patch": "delete", "uid": uid}]):
+                    log.info("%s: released pod %s", kclient.key_of(owner), kclient.key_of(pod))
+            elif ref is None and matches and not deleting:
+                adopted = await self._patch_refs(pod, [pods.owner_reference(owner)])
+                if adopted is not None:
+                    owned.append(adopted)
+        return owned
+
+    async def _patch_refs(self, pod: Obj, refs: list[Obj]) -> Obj | None:
+        meta = pod["metadata"]
+        patch = {"metadata": {"ownerReferences": refs, "uid": meta["uid"]}}
+        try:
+            return await self.client.patch(
+                "v1",
+                "Pod",
+                meta["name"],
+                patch,
+                namespace=meta["namespace"],
+                patch_type="strategic",
+            )
+        except (kclient.NotFound, kclient.Invalid):
+            return None
+
+    # -- scaling -----------------------------------------------------------------------
+
+    async def manage_replicas(self, key: str, owner: Obj, owned: list[Obj]) -> None:
+        want = int((owner.get("spec") or {}).get("replicas", 1))
+        diff = len(owned) - want
+        if diff < 0:
+            await self.create_pods(key, owner, min(-diff, BURST_REPLICAS))
+        elif diff > 0:
+            victims = sorted(owned, key=pods.deletion_rank)[: min(diff, BURST_REPLICAS)]
+            await self.delete_pods(key, owner, victims)
+
+    async def create_pods(self, key: str, owner: Obj, count: int) -> None:
+        """Slow start: batches of 1, 2, 4 ... so a failing create fails once, not count times."""
+        batch = SLOW_START_INITIAL_BATCH
+        remaining = count
+        while remaining > 0:
+            size = min(batch, remaining)
+            results = [await self._create_one(key, owner) for _ in range(size)]
+            if not all(results):
+                return
+            remaining -= size
+            batch *= 2
+
+    async def _create_one(self, key: str, owner: Obj) -> bool:
+        try:
+            created = await self.client.create(pod_from_template(owner))
+        except kclient.ApiError as exc:
+            await self.recorder.event(
+                owner, events.WARNING, "FailedCreate", f"Error creating: {exc}"
+            )
+            if isinstance(exc, kclient.errors.Forbidden):
+                return False  # namespace terminating: stop, no retry storm
+            raise
+        self.expectations.created(key, created)
+        name = created["metadata"]["name"]
+        await self.recorder.event(owner, events.NORMAL, "SuccessfulCreate", f"Created pod: {name}")
+        return True
+
+    async def delete_pods(self, key: str, owner: Obj, victims: list[Obj]) -> None:
+        for pod in victims:
+            meta = pod["metadata"]
+            self.expectations.deleted(key, pod)
+            try:
+                await self.client.delete("v1", "Pod", meta["name"], namespace=meta["namespace"])
+            except kclient.NotFound:
+                continue
+            await self.recorder.event(
+                owner, events.NORMAL, "SuccessfulDelete", f"Deleted pod: {meta['name']}"
+            )
+
+    # -- status ------------------------------------------------------------------------
+
+    async def update_status(self, owner: Obj, owned: list[Obj]) -> runtime.Result:
+        spec = owner.get("spec") or {}
+        min_ready = int(spec.get("minReadySeconds") or 0)
+        now = self.clock.now()
+        template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+        status = dict(owner.get("status") or {})
+        status.update(
+            replicas=len(owned),
+            fullyLabeledReplicas=sum(1 for p in owned if _has_labels(p, template_labels)),
+            readyReplicas=sum(1 for p in owned if pods.is_ready(p)),
+            availableReplicas=sum(1 for p in owned if pods.is_available(p, min_ready, now)),
+            observedGeneration=owner["metadata"].get("generation", 0),
+        )
+        if status != (owner.get("status") or {}):
+            updated = copy.deepcopy(owner)
+            updated["status"] = status
+            try:
+                await self.client.update_status(updated)
+            except kclient.NotFound:
+                return runtime.Result()
+        want = int(spec.get("replicas", 1))
+        if min_ready > 0 and status["readyReplicas"] == want != status["availableReplicas"]:
+            return runtime.Result(requeue_after=float(min_ready))
+        return runtime.Result()
+
+
+class ReplicationControllerController(ReplicaSetController):
+    name = "replicationcontroller"
+    api_version = "v1"
+    kind = "ReplicationController"
+    selector_of = staticmethod(map_selector)
+
+
+def _matches(selector_of: Callable[[Obj], labels.Selector], owner: Obj, pod_labels: Obj) -> bool:
+    try:
+        return selector_of(owner).matches(pod_labels)
+    except api_errors.BadRequest:
+        return False
+
+
+def _has_labels(pod: Obj, wanted: dict[str, str]) -> bool:
+    have = pod["metadata"].get("labels") or {}
+    return all(have.get(k) == v for k, v in wanted.items())
+
+
+def pod_from_template(owner: Obj) -> Obj:
+    """A new pod for ``owner``: the template's metadata and spec, generateName, controllerRef."""
+    template = copy.deepcopy((owner.get("spec") or {}).get("template") or {})
+    meta = template.get("metadata") or {}
+    owner_meta = owner["metadata"]
+    pod_meta: Obj = {
+        "generateName": f"{owner_meta['name']}-",
+        "namespace": owner_meta["namespace"],
+        "labels": meta.get("labels") or {},
+        "ownerReferences": [pods.owner_reference(owner)],
+    }
+    if meta.get("annotations"):
+        pod_meta["annotations"] = meta["annotations"]
+    if meta.get("finalizers"):
+        pod_meta["finalizers"] = meta["finalizers"]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": template.get("spec")}
