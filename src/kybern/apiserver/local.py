@@ -12,8 +12,9 @@ they are immutable by convention and the client copies them before handing them 
 Request bodies become the server's to change (the registry defaults them in place): the client
 passes a copy.
 
-This module mirrors the small parsing glue of ``handlers/`` (which read aiohttp requests); the
-semantics (registry, listing, deletion, watch cache) are the shared functions themselves.
+Requests take the same route (``routing.route``) to the same verb operation
+(``handlers/<verb>.operation``) as over HTTP, under the same field-validation scope; watches
+use the same ``watch.batches`` stream. Only decoding and encoding differ.
 """
 
 from __future__ import annotations
