@@ -136,10 +136,16 @@ def _run_simulate(args: argparse.Namespace) -> int:
     if config.nodes <= 0:
         print("kybern simulate: --nodes must be at least 1", file=sys.stderr)
         return 2
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(
-            simulated.run_standalone(config, kubeconfig=args.kubeconfig, server=args.server)
-        )
+    from kybern.client import errors as client_errors
+
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(
+                simulated.run_standalone(config, kubeconfig=args.kubeconfig, server=args.server)
+            )
+    except (client_errors.ClientError, OSError) as exc:
+        print(f"kybern simulate: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -239,6 +239,9 @@ class Fleet:
         self.pods = informers.informer_for("v1", "Pod")
         self.node_informer = informers.informer_for("v1", "Node")
         self._started: dict[str, float] = {}  # pod uid -> monotonic start of its containers
+        # pod uid -> the last stage written: a sync on a cache that has not seen our own
+        # write yet must not write the same stage again (kubelet's status manager does so too)
+        self._sent: dict[str, str] = {}
         self.ready = asyncio.Event()  # set once every node is registered and caches synced
 
     # -- control -----------------------------------------------------------------------
@@ -377,6 +380,7 @@ class Fleet:
         node = self.nodes.get((pod.get("spec") or {}).get("nodeName") or "")
         uid = _meta(pod).get("uid") or ""
         self._started.pop(uid, None)
+        self._sent.pop(uid, None)
         if node is not None:
             node.release(uid)
 
@@ -423,9 +427,15 @@ class Fleet:
         if inits and done < len(inits):
             step = done + 1 if running else done
             if step < len(inits):
-                await self._patch_status(pod, podstatus.initializing(pod, where, now, done=step))
+                if self._sent.get(uid) != f"init-{step}":
+                    status = podstatus.initializing(pod, where, now, done=step)
+                    await self._patch_status(pod, status)
+                    self._sent[uid] = f"init-{step}"
                 return
+        if self._sent.get(uid) == "running":
+            return
         await self._patch_status(pod, podstatus.running_status(pod, where, now))
+        self._sent[uid] = "running"
         self._started[uid] = self.clock.monotonic()
         if _job_like(pod):
             self.queue.add_after(key, self._duration(pod))
@@ -445,14 +455,18 @@ class Fleet:
             self._started[uid] = now
             self.queue.add_after(key, self._duration(pod))
             return
-        await self._patch_status(pod, podstatus.finished_status(pod, stamp, exit_code=code))
+        if self._sent.get(uid) != "finished":
+            await self._patch_status(pod, podstatus.finished_status(pod, stamp, exit_code=code))
+            self._sent[uid] = "finished"
 
     async def _terminate(self, pod: Obj, phase: str | None) -> None:
         meta = _meta(pod)
-        if phase not in ("Succeeded", "Failed"):
+        uid = meta.get("uid") or ""
+        if phase not in ("Succeeded", "Failed") and self._sent.get(uid) != "finished":
             code = _exit_code(pod) if _job_like(pod) else 0
             stamp = nodestatus.rfc3339(self.clock.now())
             await self._patch_status(pod, podstatus.finished_status(pod, stamp, exit_code=code))
+            self._sent[uid] = "finished"
         await self.client.delete(
             "v1",
             "Pod",

@@ -450,8 +450,11 @@ class Scheduler:
             ready = self.queue.next_ready()
             if ready is not None:
                 wait = min(wait, max(ready - self.clock(), 0.0))
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that lands as the wait completes, and shutdown would hang.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._wakeup.wait()
 
     def _wake(self) -> None:
         if self._wakeup is not None:

@@ -20,7 +20,7 @@ import contextlib
 import datetime
 import logging
 import secrets
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 from kybern import client as kclient
@@ -239,24 +239,8 @@ async def run(
         connect(sched, informers)
         await asyncio.gather(*(informers.informer_for(v, k).wait_for_sync() for v, k, _ in WATCHED))
         log.info("scheduler: caches synced (%d nodes); scheduling", len(sched.cache.nodes))
-        await _run_cancellable(sched.run())
+        await sched.run()
     finally:
         recorder.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await recorder
-
-
-async def _run_cancellable(work: Coroutine[Any, Any, None]) -> None:
-    """Await ``work`` in its own task and, when cancelled, cancel it until it ends.
-
-    ``Scheduler.run`` waits with ``asyncio.wait_for``, which on Python 3.11 can swallow a
-    cancellation that lands as the wait completes; a single cancel then leaves the loop
-    running and `kybern server` hanging on shutdown.
-    """
-    task = asyncio.create_task(work, name="scheduler-loop")
-    try:
-        await asyncio.shield(task)
-    finally:
-        while not task.done():
-            task.cancel()
-            await asyncio.wait({task}, timeout=0.05)
