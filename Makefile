@@ -20,7 +20,7 @@ system-deps:
 	@bash scripts/ensure-kubectl.sh $(BIN)
 
 run: venv
-	$(BIN)/kybern server $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+	$(BIN)/kybern server $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
 
 test: venv system-deps
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q -p no:cacheprovider tests

@@ -168,7 +168,8 @@ def render(results: dict[str, Any], *, plan: Any, command: str, quick: bool) -> 
         f"Command: `{command}`{' (QUICK smoke run: short runs, numbers are rough)' if quick else ''}  ",
         f"Date: {_report.now()}; whole API benchmark {results['elapsed']:.0f} s  ",
         f"Machine: {_report.machine()}  ",
-        f"Server: `kybern server` (sqlite, uvloop) started fresh in a temp data dir on "
+        f"Server: `kybern server --disable-scheduler --disable-controller-manager` (the API "
+        f"server and store alone; sqlite, uvloop) started fresh in a temp data dir on "
         f"127.0.0.1, HTTPS, admin client certificate. Client: aiohttp (uvloop), one process, one "
         f"keep-alive TLS connection per client; watches read by a bare asyncio protocol. "
         f"etcd: {_etcd.version()}, single member, temp data dir, same machine, run after the "

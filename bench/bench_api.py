@@ -442,7 +442,9 @@ def run_loop(coro: Awaitable[Any]) -> Any:
 def start_server(
     workdir: Path, gc_log: Path | None = None
 ) -> tuple[server_process.ServerProcess, dict[str, Any]]:
-    extra = ["--log-level", "warning"]
+    # The API server and store alone: the scheduler would otherwise answer every benchmark pod
+    # with a status write and an event (no nodes), which measures something else.
+    extra = ["--log-level", "warning", "--disable-scheduler", "--disable-controller-manager"]
     if "--disable-agent" in server_help():
         extra.append("--disable-agent")  # pods must stay API objects, not containers
     server = server_process.ServerProcess(data_dir=workdir / "server", extra_args=extra)
