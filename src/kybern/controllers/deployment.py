@@ -29,8 +29,8 @@ from typing import Any
 from kybern import client as kclient
 from kybern.api import errors as api_errors
 from kybern.api import labels
+from kybern.controllers import claims, events, pods, runtime
 from kybern.controllers import deploymentutil as util
-from kybern.controllers import events, pods, runtime
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -90,7 +90,10 @@ class DeploymentController:
         selector = _selector_or_none(deployment)
         if selector is None or selector.empty():
             raise runtime.TerminalError(f"{key}: a Deployment needs a non-empty selector")
-        owned = await self.claim(deployment, selector)
+        candidates = self.sets.list(deployment["metadata"]["namespace"])
+        owned = await claims.claim(
+            self.client, deployment, selector, candidates, api_version=RS_API, kind="ReplicaSet"
+        )
         if deployment["metadata"].get("deletionTimestamp"):
             return await self.sync_status(deployment, owned, self.find_new(deployment, owned))
         if (deployment.get("spec") or {}).get("paused"):
@@ -98,39 +101,6 @@ class DeploymentController:
         if ((deployment.get("spec") or {}).get("strategy") or {}).get("type") == "Recreate":
             return await self.recreate(deployment, owned)
         return await self.rolling(deployment, owned)
-
-    async def claim(self, deployment: Obj, selector: labels.Selector) -> list[Obj]:
-        uid = deployment["metadata"]["uid"]
-        namespace = deployment["metadata"]["namespace"]
-        owned = []
-        for rs in self.sets.list(namespace):
-            ref = pods.controller_ref(rs)
-            matches = selector.matches(rs["metadata"].get("labels"))
-            if ref is not None and ref.get("uid") == uid:
-                if matches:
-                    owned.append(rs)
-                else:
-                    await self._patch_refs(rs, [{"$patch": "delete", "uid": uid}])
-            elif ref is None and matches and not deployment["metadata"].get("deletionTimestamp"):
-                adopted = await self._patch_refs(rs, [pods.owner_reference(deployment)])
-                if adopted is not None:
-                    owned.append(adopted)
-        return owned
-
-    async def _patch_refs(self, rs: Obj, refs: list[Obj]) -> Obj | None:
-        meta = rs["metadata"]
-        body = {"metadata": {"ownerReferences": refs, "uid": meta["uid"]}}
-        try:
-            return await self.client.patch(
-                RS_API,
-                "ReplicaSet",
-                meta["name"],
-                body,
-                namespace=meta["namespace"],
-                patch_type="strategic",
-            )
-        except (kclient.NotFound, kclient.Invalid):
-            return None
 
     def find_new(self, deployment: Obj, owned: list[Obj]) -> Obj | None:
         template = (deployment.get("spec") or {}).get("template") or {}

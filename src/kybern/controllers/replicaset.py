@@ -26,7 +26,7 @@ from kybern import client as kclient
 from kybern.api import errors as api_errors
 from kybern.api import labels
 from kybern.client import store
-from kybern.controllers import events, pods, runtime
+from kybern.controllers import claims, events, pods, runtime
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -98,7 +98,9 @@ class ReplicaSetController:
         except api_errors.BadRequest as exc:
             raise runtime.TerminalError(f"{key}: invalid selector: {exc}") from exc
         active = [p for p in self.candidates(owner, selector) if pods.is_active(p)]
-        owned = await self.claim(owner, selector, active)
+        owned = await claims.claim(
+            self.client, owner, selector, active, api_version="v1", kind="Pod"
+        )
         if self.expectations.satisfied(key) and not owner["metadata"].get("deletionTimestamp"):
             await self.manage_replicas(key, owner, owned)
         return await self.update_status(owner, owned)
@@ -127,41 +129,6 @@ class ReplicaSetController:
         for pod in pool:
             found.setdefault(kclient.key_of(pod), pod)
         return list(found.values())
-
-    async def claim(
-        self, owner: Obj, selector: labels.Selector, candidates: list[Obj]
-    ) -> list[Obj]:
-        uid = owner["metadata"]["uid"]
-        deleting = bool(owner["metadata"].get("deletionTimestamp"))
-        owned = []
-        for pod in candidates:
-            ref = pods.controller_ref(pod)
-            matches = selector.matches(pod["metadata"].get("labels"))
-            if ref is not None and ref.get("uid") == uid:
-                if matches or deleting:
-                    owned.append(pod)
-                elif await self._patch_refs(pod, [{"$patch": "delete", "uid": uid}]):
-                    log.info("%s: released pod %s", kclient.key_of(owner), kclient.key_of(pod))
-            elif ref is None and matches and not deleting:
-                adopted = await self._patch_refs(pod, [pods.owner_reference(owner)])
-                if adopted is not None:
-                    owned.append(adopted)
-        return owned
-
-    async def _patch_refs(self, pod: Obj, refs: list[Obj]) -> Obj | None:
-        meta = pod["metadata"]
-        patch = {"metadata": {"ownerReferences": refs, "uid": meta["uid"]}}
-        try:
-            return await self.client.patch(
-                "v1",
-                "Pod",
-                meta["name"],
-                patch,
-                namespace=meta["namespace"],
-                patch_type="strategic",
-            )
-        except (kclient.NotFound, kclient.Invalid):
-            return None
 
     # -- scaling -----------------------------------------------------------------------
 
