@@ -5,6 +5,7 @@ its own ``## ...`` section of bench/RESULTS.md (other sections are kept):
 
 - bench_storage.py -> "## Storage (sqlite backend)" (the storage backend alone)
 - bench_api.py     -> "## API server" (a real ``kybern server`` over HTTPS, and etcd)
+- bench_kubectl.py -> "## kubectl wall time" (the real kubectl's apply and get against a server)
 - bench_scheduler.py prints its table (pods/s through the full scheduling cycle on in-memory
   nodes); its numbers are copied into the "## Scheduler" section by hand
 
@@ -43,6 +44,7 @@ BENCHMARKS = (
         ("--mixed",),
         ("--mixed", "--pods", "2000", "--nodes", "500"),
     ),
+    Benchmark("kubectl", "bench_kubectl.py", ("--write",), ()),
 )
 
 

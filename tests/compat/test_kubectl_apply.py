@@ -327,3 +327,18 @@ def test_server_side_apply_refuses_undeclared_fields(kubectl: kubectl_.Kubectl, 
         ".spec.bogus: field not declared in schema" in refused.err
     )
     assert "NotFound" in kubectl("-n", ns, "get", "deployment", "web", check=False).err
+
+
+def test_reapplying_a_rolebinding_to_a_service_account_is_unchanged(
+    kubectl: kubectl_.Kubectl, ns: str
+) -> None:
+    manifest = f"""
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: robot-view, namespace: {ns}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}}
+subjects:
+- {{kind: ServiceAccount, name: robot, namespace: {ns}}}
+"""
+    assert "created" in kubectl("apply", "-f", "-", stdin=manifest).out
+    assert "unchanged" in kubectl("apply", "-f", "-", stdin=manifest).out

@@ -24,11 +24,14 @@ def role_binding(obj: Obj, create: bool) -> None:
     if role_ref is not None and not role_ref.get("apiGroup"):
         role_ref["apiGroup"] = RBAC_GROUP
     for subject in items(obj, "subjects"):
-        if not subject.get("apiGroup"):
-            if subject.get("kind") in ("User", "Group"):
-                subject["apiGroup"] = RBAC_GROUP
-            elif subject.get("kind") == "ServiceAccount":
-                subject["apiGroup"] = ""
+        if subject.get("apiGroup"):
+            continue
+        if subject.get("kind") in ("User", "Group"):
+            subject["apiGroup"] = RBAC_GROUP
+        elif "apiGroup" in subject:
+            # A ServiceAccount's apiGroup defaults to "", which Kubernetes omits (omitempty):
+            # sending it back would make every `kubectl apply` see a change.
+            del subject["apiGroup"]
 
 
 # --- networking.k8s.io and discovery.k8s.io ---------------------------------------------
