@@ -345,23 +345,24 @@ def path_string(path: Path) -> str:
 
 
 def encode(fields: FieldSet) -> dict[str, Any]:
-    """A field set as FieldsV1 JSON (a tree; ``.`` marks owned nodes that have children)."""
+    """A field set as FieldsV1 JSON (a tree; ``.`` marks owned nodes that have children).
+
+    Keys come out sorted, as Kubernetes writes them, without a sorting pass: paths are
+    visited in sorted order (a node before its children, siblings in order), and an owned
+    node gets its ``.`` first, which is also where sorting would put it ("." < letters); an
+    owned node that ends up without children drops its ``.``."""
     tree: dict[str, Any] = {}
+    owned = []
     for path in sorted(fields):
         node = tree
         for step in path:
             node = node.setdefault(step, {})
-    for path in fields:
-        node = tree
-        for step in path:
-            node = node[step]
-        if node and "." not in node:
-            node["."] = {}
-    return _sorted_tree(tree)
-
-
-def _sorted_tree(tree: dict[str, Any]) -> dict[str, Any]:
-    return {k: _sorted_tree(tree[k]) for k in sorted(tree, key=lambda s: (s != ".", s))}
+        node["."] = {}
+        owned.append(node)
+    for node in owned:
+        if len(node) == 1:
+            node.clear()
+    return tree
 
 
 def decode(tree: Any) -> FieldSet:

@@ -101,3 +101,20 @@ class TestCompare:
         assert ("f:metadata", "f:labels", "f:tier") in result.changed
         assert ("f:metadata", "f:labels", "f:app") in result.removed
         assert ("f:spec", "f:selector") not in result.changed
+
+
+def test_encode_writes_keys_sorted_with_the_dot_first() -> None:
+    fields = frozenset(
+        {
+            ("f:spec", "f:replicas"),
+            ("f:metadata", "f:labels"),
+            ("f:metadata", "f:labels", "f:app"),
+            ("f:metadata",),
+        }
+    )
+    tree = fp.encode(fields)
+    assert list(tree) == ["f:metadata", "f:spec"]
+    assert list(tree["f:metadata"]) == [".", "f:labels"]
+    assert tree["f:metadata"]["f:labels"] == {".": {}, "f:app": {}}
+    assert tree["f:spec"] == {"f:replicas": {}}
+    assert fp.decode(tree) == fields
