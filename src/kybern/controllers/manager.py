@@ -23,12 +23,16 @@ from typing import Any, Protocol
 
 from kybern import client as kclient
 from kybern.controllers import (
+    cronjob,
+    daemonset,
     deployment,
     garbagecollector,
+    job,
     namespaces,
     replicaset,
     runtime,
     serviceaccounts,
+    statefulset,
 )
 
 log = logging.getLogger(__name__)
@@ -47,6 +51,10 @@ CONTROLLERS: dict[str, Factory] = {
     "replicaset": replicaset.ReplicaSetController,
     "replicationcontroller": replicaset.ReplicationControllerController,
     "deployment": deployment.DeploymentController,
+    "statefulset": statefulset.StatefulSetController,
+    "daemonset": daemonset.DaemonSetController,
+    "job": job.JobController,
+    "cronjob": cronjob.CronJobController,
 }
 
 
