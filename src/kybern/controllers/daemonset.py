@@ -29,11 +29,9 @@ from typing import Any
 
 from kybern import client as kclient
 from kybern.api import errors as api_errors
-from kybern.api import labels
+from kybern.api import labels, placement
 from kybern.client import store
 from kybern.controllers import claims, deploymentutil, events, pods, runtime, statefulset
-from kybern.scheduler import podinfo
-from kybern.scheduler.plugins import tainttoleration
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -86,7 +84,7 @@ def node_placement(template: Obj, node: Obj) -> tuple[bool, bool]:
         "requiredDuringSchedulingIgnoredDuringExecution"
     )
     if required is not None:
-        terms = [podinfo.node_selector_term(t) for t in required.get("nodeSelectorTerms") or []]
+        terms = [placement.node_selector_term(t) for t in required.get("nodeSelectorTerms") or []]
         if not any(t.matches(node_labels, meta.get("name", "")) for t in terms):
             return False, False
     tolerations = tolerations_for(spec)
@@ -95,7 +93,7 @@ def node_placement(template: Obj, node: Obj) -> tuple[bool, bool]:
         t
         for t in taints
         if t.get("effect") in ("NoSchedule", "NoExecute")
-        and not any(tainttoleration.tolerates(tol, t) for tol in tolerations)
+        and not any(placement.tolerates(tol, t) for tol in tolerations)
     ]
     if any(t.get("effect") == "NoExecute" for t in untolerated):
         return False, False

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from kybern.api import labels, quantity
+from kybern.api import labels, placement, quantity
 
 Obj = dict[str, Any]
 
@@ -26,15 +26,6 @@ EPHEMERAL_STORAGE = "ephemeral-storage"
 PODS = "pods"
 DEFAULT_MILLI_CPU_REQUEST = 100  # what scoring assumes for a container without a cpu request
 DEFAULT_MEMORY_REQUEST = 200 * 1024 * 1024
-
-_NODE_OPERATORS = {
-    "In": labels.IN,
-    "NotIn": labels.NOT_IN,
-    "Exists": labels.EXISTS,
-    "DoesNotExist": labels.DOES_NOT_EXIST,
-    "Gt": labels.GREATER_THAN,
-    "Lt": labels.LESS_THAN,
-}
 
 
 def resource_value(name: str, value: str | int | float) -> int:
@@ -46,20 +37,9 @@ def resource_list(raw: Mapping[str, Any] | None) -> dict[str, int]:
     return {name: resource_value(name, value) for name, value in (raw or {}).items()}
 
 
-@dataclass(frozen=True, slots=True)
-class NodeSelectorTerm:
-    """One nodeSelectorTerm: its matchExpressions (on labels) AND matchFields (on the name)."""
-
-    expressions: labels.Selector
-    field_names: tuple[labels.Requirement, ...]
-
-    def matches(self, node_labels: Mapping[str, str], node_name: str) -> bool:
-        if not self.expressions.requirements and not self.field_names:
-            return False  # an empty term matches no node
-        if not self.expressions.matches(node_labels):
-            return False
-        fields = {"metadata.name": node_name}
-        return all(req.matches(fields) for req in self.field_names)
+# Shared with the controllers that place pods themselves (kybern.api.placement).
+NodeSelectorTerm = placement.NodeSelectorTerm
+node_selector_term = placement.node_selector_term
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,18 +237,6 @@ def _host_ports(containers: list[Obj]) -> tuple[tuple[str, str, int], ...]:
                 ip = port.get("hostIP") or "0.0.0.0"
                 found.append((ip, port.get("protocol") or "TCP", host_port))
     return tuple(found)
-
-
-def node_selector_term(term: Mapping[str, Any]) -> NodeSelectorTerm:
-    expressions = [_node_requirement(e) for e in term.get("matchExpressions") or ()]
-    field_reqs = tuple(_node_requirement(e) for e in term.get("matchFields") or ())
-    return NodeSelectorTerm(labels.selector(expressions), field_reqs)
-
-
-def _node_requirement(expr: Mapping[str, Any]) -> labels.Requirement:
-    operator = _NODE_OPERATORS.get(str(expr.get("operator")), "invalid")
-    values = tuple(str(v) for v in expr.get("values") or ())
-    return labels.Requirement(str(expr.get("key") or ""), operator, values)
 
 
 def _required_node_affinity(node_affinity: Obj) -> tuple[NodeSelectorTerm, ...] | None:

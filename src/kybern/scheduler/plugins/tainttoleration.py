@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from kybern.api import placement
 from kybern.scheduler import framework
 
 NAME = "TaintToleration"
@@ -13,18 +14,7 @@ _STATE_KEY = NAME + "/preferNoSchedule"
 _HARD = ("NoSchedule", "NoExecute")
 
 
-def tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
-    """Kubernetes' ToleratesTaint: empty key with Exists matches every taint."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    if key and key != taint.get("key"):
-        return False
-    operator = toleration.get("operator") or "Equal"
-    if operator == "Exists":
-        return True
-    return operator == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")
+tolerates = placement.tolerates  # shared with the DaemonSet controller
 
 
 def untolerated(
