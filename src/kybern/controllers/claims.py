@@ -11,10 +11,11 @@ never touch a same-named successor.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kybern import client as kclient
-from kybern.api import labels
+from kybern.api import errors, labels
 from kybern.controllers import pods
 
 log = logging.getLogger(__name__)
@@ -71,3 +72,31 @@ async def patch_refs(
         )
     except (kclient.NotFound, kclient.Invalid):
         return None
+
+
+def label_selector_of(owner: Obj) -> labels.Selector:
+    """An apps/v1-style owner's `spec.selector` (a metav1.LabelSelector)."""
+    return labels.from_label_selector((owner.get("spec") or {}).get("selector"))
+
+
+def owner_keys(
+    obj: Obj,
+    kind: str,
+    owners: Iterable[Obj],
+    selector_of: Callable[[Obj], labels.Selector] = label_selector_of,
+) -> list[str]:
+    """The owners an event about `obj` concerns: its controller when that is a `kind`; for an
+    orphan, every owner whose (valid) selector would adopt it."""
+    ref = pods.controller_ref(obj)
+    namespace = obj["metadata"].get("namespace", "")
+    if ref is not None:
+        return [f"{namespace}/{ref['name']}"] if ref.get("kind") == kind else []
+    obj_labels = obj["metadata"].get("labels") or {}
+    keys = []
+    for owner in owners:
+        try:
+            if selector_of(owner).matches(obj_labels):
+                keys.append(kclient.key_of(owner))
+        except errors.BadRequest:
+            continue
+    return keys

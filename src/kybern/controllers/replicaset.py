@@ -76,16 +76,8 @@ class ReplicaSetController:
 
     def pod_keys(self, pod: Obj) -> Iterable[str]:
         """The controller of the pod if it is one of ours; else every set that would adopt it."""
-        ref = pods.controller_ref(pod)
         namespace = pod["metadata"].get("namespace", "")
-        if ref is not None:
-            return [f"{namespace}/{ref['name']}"] if ref.get("kind") == self.kind else []
-        pod_labels = pod["metadata"].get("labels") or {}
-        return [
-            kclient.key_of(owner)
-            for owner in self.sets.list(namespace)
-            if _matches(self.selector_of, owner, pod_labels)
-        ]
+        return claims.owner_keys(pod, self.kind, self.sets.list(namespace), self.selector_of)
 
     async def reconcile(self, key: str) -> runtime.Result:
         owner = self.sets.get(key)
@@ -213,13 +205,6 @@ class ReplicationControllerController(ReplicaSetController):
     api_version = "v1"
     kind = "ReplicationController"
     selector_of = staticmethod(map_selector)
-
-
-def _matches(selector_of: Callable[[Obj], labels.Selector], owner: Obj, pod_labels: Obj) -> bool:
-    try:
-        return selector_of(owner).matches(pod_labels)
-    except api_errors.BadRequest:
-        return False
 
 
 def _has_labels(pod: Obj, wanted: dict[str, str]) -> bool:

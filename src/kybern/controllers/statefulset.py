@@ -267,20 +267,7 @@ class StatefulSetController:
         ]
 
     def pod_keys(self, pod: Obj) -> Iterable[str]:
-        ref = pods.controller_ref(pod)
-        namespace = pod["metadata"].get("namespace", "")
-        if ref is not None:
-            return [f"{namespace}/{ref['name']}"] if ref.get("kind") == KIND else []
-        pod_labels = pod["metadata"].get("labels") or {}
-        keys = []
-        for owner in self.sets.list(namespace):
-            try:
-                selector = labels.from_label_selector((owner.get("spec") or {}).get("selector"))
-            except api_errors.BadRequest:
-                continue
-            if selector.matches(pod_labels):
-                keys.append(kclient.key_of(owner))
-        return keys
+        return claims.owner_keys(pod, KIND, self.sets.list(pod["metadata"].get("namespace", "")))
 
     async def reconcile(self, key: str) -> runtime.Result:
         sts = self.sets.get(key)
