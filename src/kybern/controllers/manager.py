@@ -26,6 +26,8 @@ from kybern.controllers import (
     cronjob,
     daemonset,
     deployment,
+    endpoints,
+    endpointslice,
     garbagecollector,
     job,
     namespaces,
@@ -55,6 +57,8 @@ CONTROLLERS: dict[str, Factory] = {
     "daemonset": daemonset.DaemonSetController,
     "job": job.JobController,
     "cronjob": cronjob.CronJobController,
+    "endpoint": endpoints.EndpointsController,
+    "endpointslice": endpointslice.EndpointSliceController,
 }
 
 
