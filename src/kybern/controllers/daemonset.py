@@ -31,7 +31,15 @@ from kybern import client as kclient
 from kybern.api import errors as api_errors
 from kybern.api import labels, placement
 from kybern.client import store
-from kybern.controllers import claims, deploymentutil, events, pods, runtime, statefulset
+from kybern.controllers import (
+    claims,
+    deploymentutil,
+    events,
+    podcontrol,
+    pods,
+    runtime,
+    statefulset,
+)
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -188,6 +196,7 @@ class DaemonSetController:
             self.pods, lambda: pod_informer.last_resource_version, self.clock
         )
         self.recorder = events.Recorder(client, "daemonset-controller", clock=self.clock)
+        self.pod_control = podcontrol.PodControl(client, self.recorder, self.expectations)
 
     def watches(self) -> Sequence[runtime.Watch]:
         return [
@@ -302,31 +311,10 @@ class DaemonSetController:
     async def create_pod(
         self, key: str, ds: Obj, template: Obj, hash_: str, node_name: str
     ) -> None:
-        try:
-            created = await self.client.create(new_pod(ds, template, hash_, node_name))
-        except kclient.ApiError as exc:
-            await self.recorder.event(ds, events.WARNING, "FailedCreate", f"Error creating: {exc}")
-            if isinstance(exc, kclient.errors.Forbidden):
-                return  # namespace terminating
-            raise
-        self.expectations.created(key, created)
-        await self.recorder.event(
-            ds,
-            events.NORMAL,
-            "SuccessfulCreate",
-            f"Created pod: {created['metadata']['name']}",
-        )
+        await self.pod_control.create(key, ds, new_pod(ds, template, hash_, node_name))
 
     async def delete_pod(self, key: str, ds: Obj, pod: Obj) -> None:
-        meta = pod["metadata"]
-        self.expectations.deleted(key, pod)
-        try:
-            await self.client.delete("v1", "Pod", meta["name"], namespace=meta["namespace"])
-        except kclient.NotFound:
-            return
-        await self.recorder.event(
-            ds, events.NORMAL, "SuccessfulDelete", f"Deleted pod: {meta['name']}"
-        )
+        await self.pod_control.delete(key, ds, pod)
 
     # -- status --------------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ from kybern import client as kclient
 from kybern.api import errors as api_errors
 from kybern.api import labels
 from kybern.client import store
-from kybern.controllers import claims, events, pods, runtime
+from kybern.controllers import claims, events, podcontrol, pods, runtime
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -137,6 +137,7 @@ class JobController:
             self.pods, lambda: pod_informer.last_resource_version, self.clock
         )
         self.recorder = events.Recorder(client, "job-controller", clock=self.clock)
+        self.pod_control = podcontrol.PodControl(client, self.recorder, self.expectations)
 
     def watches(self) -> Sequence[runtime.Watch]:
         return [
@@ -324,29 +325,11 @@ class JobController:
         return active
 
     async def create_pod(self, key: str, job: Obj, index: int | None) -> Obj | None:
-        try:
-            created = await self.client.create(pod_from_template(job, index))
-        except kclient.ApiError as exc:
-            await self.recorder.event(job, events.WARNING, "FailedCreate", f"Error creating: {exc}")
-            if isinstance(exc, kclient.errors.Forbidden):
-                return None
-            raise
-        self.expectations.created(key, created)
-        name = created["metadata"]["name"]
-        await self.recorder.event(job, events.NORMAL, "SuccessfulCreate", f"Created pod: {name}")
-        return created
+        return await self.pod_control.create(key, job, pod_from_template(job, index))
 
     async def delete_pods(self, key: str, job: Obj, victims: list[Obj]) -> None:
         for pod in victims:
-            meta = pod["metadata"]
-            self.expectations.deleted(key, pod)
-            try:
-                await self.client.delete("v1", "Pod", meta["name"], namespace=meta["namespace"])
-            except kclient.NotFound:
-                continue
-            await self.recorder.event(
-                job, events.NORMAL, "SuccessfulDelete", f"Deleted pod: {meta['name']}"
-            )
+            await self.pod_control.delete(key, job, pod)
 
     # -- ttlSecondsAfterFinished -------------------------------------------------------
 

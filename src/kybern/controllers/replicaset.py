@@ -26,7 +26,7 @@ from kybern import client as kclient
 from kybern.api import errors as api_errors
 from kybern.api import labels
 from kybern.client import store
-from kybern.controllers import claims, events, pods, runtime
+from kybern.controllers import claims, events, podcontrol, pods, runtime
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -67,6 +67,7 @@ class ReplicaSetController:
             self.pods, lambda: pod_informer.last_resource_version, self.clock
         )
         self.recorder = events.Recorder(client, f"{self.name}-controller", clock=self.clock)
+        self.pod_control = podcontrol.PodControl(client, self.recorder, self.expectations)
 
     def watches(self) -> Sequence[runtime.Watch]:
         return [
@@ -146,31 +147,11 @@ class ReplicaSetController:
             batch *= 2
 
     async def _create_one(self, key: str, owner: Obj) -> bool:
-        try:
-            created = await self.client.create(pod_from_template(owner))
-        except kclient.ApiError as exc:
-            await self.recorder.event(
-                owner, events.WARNING, "FailedCreate", f"Error creating: {exc}"
-            )
-            if isinstance(exc, kclient.errors.Forbidden):
-                return False  # namespace terminating: stop, no retry storm
-            raise
-        self.expectations.created(key, created)
-        name = created["metadata"]["name"]
-        await self.recorder.event(owner, events.NORMAL, "SuccessfulCreate", f"Created pod: {name}")
-        return True
+        return await self.pod_control.create(key, owner, pod_from_template(owner)) is not None
 
     async def delete_pods(self, key: str, owner: Obj, victims: list[Obj]) -> None:
         for pod in victims:
-            meta = pod["metadata"]
-            self.expectations.deleted(key, pod)
-            try:
-                await self.client.delete("v1", "Pod", meta["name"], namespace=meta["namespace"])
-            except kclient.NotFound:
-                continue
-            await self.recorder.event(
-                owner, events.NORMAL, "SuccessfulDelete", f"Deleted pod: {meta['name']}"
-            )
+            await self.pod_control.delete(key, owner, pod)
 
     # -- status ------------------------------------------------------------------------
 
