@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from kybern import client as kclient
 from kybern.apiserver import server
 from kybern.client import clock as clock_
+from kybern.controllers import manager
 from kybern.kubelet import simulated
 from kybern.scheduler import wiring
 
@@ -66,13 +67,16 @@ async def sim_cluster(
     config: simulated.Config | None,
     *,
     scheduler: bool = True,
+    controllers: list[str] | None = None,
     clock: clock_.Clock = clock_.REAL,
 ) -> AsyncIterator[SimCluster]:
+    """``controllers``: controller-manager names to run too (``["*"]`` for all), on the same
+    informers and ``clock`` as the simulated nodes."""
     api = server.APIServer(server.Config(data_dir=tmp_path, port=0, tls=False))
     await api.start()
     transport = kclient.InProcessTransport(api.local_api())
     client = kclient.Client(transport)
-    informers = kclient.SharedInformerFactory(kclient.Client(transport))
+    informers = kclient.SharedInformerFactory(kclient.Client(transport), clock=clock)
     cluster = SimCluster(api, client, informers)
     try:
         if config is not None:
@@ -84,6 +88,12 @@ async def sim_cluster(
             cluster.tasks.append(
                 asyncio.create_task(wiring.run(client, informers), name="scheduler")
             )
+        if controllers:
+            started = asyncio.Event()
+            run = manager.run_controllers(client, informers, names=controllers, started=started)
+            cluster.tasks.append(asyncio.create_task(run, name="controllers"))
+            async with asyncio.timeout(10):
+                await started.wait()
         yield cluster
     finally:
         for task in cluster.tasks:
