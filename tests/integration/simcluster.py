@@ -98,7 +98,9 @@ async def sim_cluster(
     finally:
         for task in cluster.tasks:
             task.cancel()
-        done, stuck = await asyncio.wait(cluster.tasks, timeout=10)
+        done, stuck = (
+            await asyncio.wait(cluster.tasks, timeout=10) if cluster.tasks else (set(), set())
+        )
         for task in done:
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -77,7 +77,7 @@ async def test_nodes_register_like_a_kubelet(cluster: SimCluster) -> None:
 
 async def test_lease_renewed_every_heartbeat_and_paused_node_stops(tmp_path: Path) -> None:
     clock = kclient.FakeClock()
-    config = simulated.Config(nodes=2, heartbeat=10, stagger=False)
+    config = simulated.Config(nodes=2, heartbeat=10, status_interval=10, stagger=False)
     async with sim_cluster(tmp_path, config, scheduler=False, clock=clock) as cluster:
         assert cluster.fleet is not None
         first = (await _lease(cluster, "sim-node-0"))["spec"]["renewTime"]

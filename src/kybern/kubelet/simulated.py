@@ -62,7 +62,9 @@ class Config:
     labels: dict[str, str] = field(default_factory=dict)
     taints: list[Obj] = field(default_factory=list)
     heartbeat: float = 10.0  # Lease renewal period, seconds
-    status_interval: float = 10.0  # node status period (kubelet: 10 s, or 5 min unchanged)
+    # Node status is only re-posted when unchanged after kubelet's nodeStatusReportFrequency
+    # (5 min); the Lease is the heartbeat the node lifecycle controller watches.
+    status_interval: float = 300.0
     stagger: bool = True  # spread the nodes' first heartbeats over one period
     job_duration: float = 1.0  # how long a Job-like pod runs unless annotated
     workers: int = 16
