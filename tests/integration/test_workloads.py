@@ -250,7 +250,7 @@ class TestDaemonSet:
 
         await cluster.wait_for(running_everywhere, within=30, what="agent not on every node")
 
-        async def status_of(desired: int) -> Obj | None:
+        async def status_of(desired: int, ready: int | None = None) -> Obj | None:
             got = await cluster.client.get("apps/v1", "DaemonSet", "agent", namespace="default")
             status = got.get("status") or {}
             want = {
@@ -258,10 +258,11 @@ class TestDaemonSet:
                 "currentNumberScheduled": desired,
                 "updatedNumberScheduled": desired,
             }
+            if ready is not None:  # readiness reaches the status one sync after the pods
+                want["numberReady"] = ready
             return got if all(status.get(k) == v for k, v in want.items()) else None
 
-        ds = await cluster.wait_for(lambda: status_of(2), within=30, what="status")
-        assert ds["status"]["numberReady"] == 2
+        await cluster.wait_for(lambda: status_of(2, ready=2), within=30, what="status")
 
         await cluster.client.create(bare_node("late-node"))
         found = await cluster.wait_for(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from kybern.api import kinds
-from kybern.apiserver import errors, watchcache
+from kybern.apiserver import errors, limitranger, quota, serviceaccount_admission, watchcache
 
 IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -98,10 +98,68 @@ class NamespaceLifecycle:
             )
 
 
+class DefaultTolerationSeconds:
+    """Kubernetes' DefaultTolerationSeconds: a new pod that does not already tolerate the
+    not-ready / unreachable NoExecute taints (a toleration with that key or an empty key, and
+    the NoExecute or an empty effect) gets ``operator: Exists, tolerationSeconds: 300`` for
+    each, so taint-based eviction moves it off a failed node after five minutes. Applied on
+    create only (Kubernetes also admits updates, which matters only for pods that were
+    created without the plugin)."""
+
+    SECONDS = 300
+    KEYS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+
+    async def on_create(self, info: kinds.ResourceInfo, obj: dict[str, Any]) -> None:
+        spec = obj.get("spec")
+        if info.group or info.kind != "Pod" or not isinstance(spec, dict):
+            return
+        tolerations = spec.get("tolerations")
+        tolerations = tolerations if isinstance(tolerations, list) else []
+        for key in self.KEYS:
+            if not any(_tolerates_no_execute(t, key) for t in tolerations):
+                tolerations.append(
+                    {
+                        "key": key,
+                        "operator": "Exists",
+                        "effect": "NoExecute",
+                        "tolerationSeconds": self.SECONDS,
+                    }
+                )
+        spec["tolerations"] = tolerations
+
+    async def on_update(
+        self, info: kinds.ResourceInfo, new: dict[str, Any], old: dict[str, Any]
+    ) -> None:
+        return None
+
+    async def on_delete(self, info: kinds.ResourceInfo, obj: dict[str, Any]) -> None:
+        return None
+
+
+def _tolerates_no_execute(toleration: Any, key: str) -> bool:
+    if not isinstance(toleration, dict):
+        return False
+    return toleration.get("key") in (key, "", None) and toleration.get("effect") in (
+        "NoExecute",
+        "",
+        None,
+    )
+
+
 def _what(info: kinds.ResourceInfo, obj: dict[str, Any]) -> str:
     resource = f"{info.plural}.{info.group}" if info.group else info.plural
     return f'{resource} "{obj["metadata"].get("name", "")}"'
 
 
 def default_chain(cache: watchcache.WatchCache) -> Chain:
-    return Chain([NamespaceLifecycle(cache)])
+    # Kubernetes' order: mutating LimitRanger before ResourceQuota, which charges usage and
+    # so must come last.
+    return Chain(
+        [
+            NamespaceLifecycle(cache),
+            limitranger.LimitRanger(cache),
+            serviceaccount_admission.ServiceAccountAdmission(cache),
+            DefaultTolerationSeconds(),
+            quota.ResourceQuotaAdmission(cache, cache.backend),
+        ]
+    )

@@ -8,6 +8,11 @@ Two authenticators, tried in Kubernetes' order:
    each O a group.
 2. Bearer tokens from a static token file (``token,user,uid,"group1,group2"``, Kubernetes'
    ``--token-auth-file`` format), compared in constant time.
+3. ServiceAccount tokens (JWTs, ``kybern.apiserver.satokens``) when ``service_accounts`` is
+   set: user ``system:serviceaccount:<ns>:<name>``, the account's uid, groups
+   ``system:serviceaccounts`` and ``system:serviceaccounts:<ns>``, and Kubernetes' extra keys
+   (``authentication.kubernetes.io/pod-name``, ``pod-uid``, ``node-name``, ``node-uid``,
+   ``credential-id``).
 
 An authenticated user also gets the group ``system:authenticated``. ``middleware`` puts the
 user on ``request[USER_KEY]`` and answers 401 with a ``Status`` body otherwise; health and
@@ -32,6 +37,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from kybern.apiserver import pki as pki_
+from kybern.apiserver import satokens
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +77,7 @@ class Authenticator:
     def __init__(self, *, tokens_file: Path | None = None) -> None:
         self._tokens_file = tokens_file
         self._tokens: dict[bytes, tuple[bytes, UserInfo]] = {}
+        self.service_accounts: satokens.TokenAuthenticator | None = None
         self.reload_tokens()
 
     @classmethod
@@ -117,8 +124,28 @@ class Authenticator:
         candidate = token.encode()
         entry = self._tokens.get(_digest(token))
         if entry is None or not hmac.compare_digest(entry[0], candidate):
-            return None
+            return self._service_account(token)
         return entry[1]
+
+    def _service_account(self, token: str) -> UserInfo | None:
+        if self.service_accounts is None:
+            return None
+        claims = self.service_accounts.authenticate(token)
+        return None if claims is None else service_account_user(claims)
+
+
+def service_account_user(claims: satokens.Claims) -> UserInfo:
+    """The user a verified ServiceAccount token authenticates as (Kubernetes' UserInfo)."""
+    binding = claims.binding
+    extra: dict[str, tuple[str, ...]] = {}
+    for name, ref in (("pod", binding.pod), ("node", binding.node)):
+        if ref is not None:
+            extra[f"authentication.kubernetes.io/{name}-name"] = (ref.name,)
+            extra[f"authentication.kubernetes.io/{name}-uid"] = (ref.uid,)
+    if claims.jti:
+        extra["authentication.kubernetes.io/credential-id"] = (f"JTI={claims.jti}",)
+    groups = (*satokens.groups(binding.namespace), AUTHENTICATED_GROUP)
+    return UserInfo(name=claims.username, uid=binding.account.uid, groups=groups, extra=extra)
 
 
 def bearer_token(header: str | None) -> str | None:

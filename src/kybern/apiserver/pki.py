@@ -142,6 +142,45 @@ def sign_client_cert(
     return ClientCert(cert_pem=_cert_pem(cert), key_pem=_key_pem(key))
 
 
+KUBELET_CLIENT_USER = "kube-apiserver-kubelet-client"
+
+
+def kubelet_client_ssl_context(pki: PKI) -> ssl.SSLContext:
+    """The TLS context the API server dials kubelets with (logs, exec, port-forward).
+
+    It presents ``apiserver-kubelet-client.crt`` (CN kube-apiserver-kubelet-client, O
+    system:masters; issued next to the CA when missing or expiring) and, as Kubernetes does
+    without ``--kubelet-certificate-authority``, does not verify the kubelet's own certificate.
+    """
+    cert_path = pki.ca_cert.parent / "apiserver-kubelet-client.crt"
+    key_path = pki.ca_cert.parent / "apiserver-kubelet-client.key"
+    ca_cert, ca_key = _load_cert(pki.ca_cert), _load_key(pki.ca_key)
+    if ca_cert is None or ca_key is None:
+        raise FileNotFoundError(f"no usable CA under {pki.ca_cert.parent}; run ensure_pki first")
+    if not _leaf_ok(cert_path, key_path, ca_cert, set(), set()):
+        cert, key = _issue_client(
+            ca_cert, ca_key, KUBELET_CLIENT_USER, [ADMIN_GROUP], LEAF_VALIDITY
+        )
+        _write_pair(cert_path, key_path, cert, key)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.load_cert_chain(cert_path, key_path)
+    return ctx
+
+
+def ensure_service_account_key(directory: Path) -> bytes:
+    """The ServiceAccount token signing key (``<directory>/sa.key``, EC P-256 PKCS#8 PEM),
+    created once and kept: tokens already handed out stay valid across restarts."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = directory / "sa.key"
+    key = _load_key(path)
+    if key is None:
+        key = _new_key()
+        write_atomic(path, _key_pem(key), mode=0o600)
+    return _key_pem(key)
+
+
 def add_token(*, pki: PKI, user: str, uid: str, groups: Sequence[str] = ()) -> str:
     """Append a new random token for ``user`` to the tokens file and return it.
 

@@ -23,10 +23,13 @@ from kybern.apiserver.handlers import (
     context,
     create,
     delete,
+    eviction,
     get,
     patch,
+    podproxy,
     review,
     scale,
+    tokenrequest,
     update,
 )
 from kybern.apiserver.handlers import list as list_handler
@@ -93,6 +96,12 @@ def route(req: context.Request, method: str) -> Route:
         return Route(scale.handle, scale.operation)
     if req.subresource == "binding":
         return Route(binding.handle, binding.operation)
+    if req.subresource == "eviction":
+        return Route(eviction.handle, eviction.operation)
+    if req.subresource == "token" and req.info.plural == "serviceaccounts":
+        return Route(tokenrequest.handle, tokenrequest.operation)
+    if req.subresource in podproxy.SUBRESOURCES and req.info.plural == "pods":
+        return Route(podproxy.handle, None)  # streamed to the kubelet: HTTP only
     if req.subresource in ("status", "finalize"):
         if method not in _STATUS_ROUTES:
             raise errors.method_not_allowed()

@@ -29,8 +29,10 @@ from kybern.apiserver import (
     metrics,
     pki,
     registry,
+    satokens,
     watchcache,
 )
+from kybern.apiserver.handlers import podproxy
 from kybern.storage import backend as storage_backend
 from kybern.storage import open_backend
 
@@ -71,6 +73,7 @@ class APIServer:
         self.cache: watchcache.WatchCache | None = None
         self.registry: registry.Registry | None = None
         self.pki: pki.PKI | None = None
+        self.token_issuer: satokens.Issuer | None = None
         self._runner: web.AppRunner | None = None
         self._gc_task: asyncio.Task[None] | None = None
         self.port = config.port
@@ -107,6 +110,9 @@ class APIServer:
             cache=self.cache,
             admit=admission.default_chain(self.cache),
         )
+        key = await asyncio.to_thread(pki.ensure_service_account_key, self.config.data_dir / "pki")
+        self.token_issuer = satokens.Issuer(key)
+        satokens.install(self.registry, self.token_issuer)
         await self._bootstrap()
         await self._serve()
         if self.config.tune_gc:
@@ -141,12 +147,20 @@ class APIServer:
             )
             ssl_context = self.pki.server_ssl_context()
             authenticator = authn.Authenticator.from_pki(self.pki)
+            if self.token_issuer is not None:
+                authenticator.service_accounts = satokens.TokenAuthenticator(
+                    self.token_issuer, satokens.cache_lookup(self.cache)
+                )
         application = app.build(
             reg=self.registry,
             metrics_=self.metrics,
             authenticator=authenticator,
             ready=self.cache.ready.is_set,
         )
+        if self.pki is not None:  # pods/log, exec, port-forward dial kubelets with it
+            application[podproxy.KUBELET_TLS] = await asyncio.to_thread(
+                pki.kubelet_client_ssl_context, self.pki
+            )
         self._runner = web.AppRunner(
             application, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
         )

@@ -73,6 +73,8 @@ async def run(config: ClusterConfig, *, stop: asyncio.Event | None = None) -> No
             loop.add_signal_handler(sig, stop.set)
     api = server.APIServer(config.api)
     await api.start()
+    if api.pki is not None:  # the root-ca-cert-publisher's kube-root-ca.crt content
+        config.options.setdefault("root_ca_pem", api.pki.ca_cert.read_text())
     transport = kclient.InProcessTransport(api.local_api(), user=CONTROL_PLANE_USER)
     ctx = Context(
         client=kclient.Client(transport),

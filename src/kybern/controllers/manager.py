@@ -9,7 +9,8 @@ Lease stops them, and it campaigns again.
 
 Options read from ``ctx.options``: ``controllers`` (kube-controller-manager's
 ``--controllers`` list or comma-separated string: ``*``, ``name``, ``-name``; default all),
-``leader_elect`` (bool, default False), ``identity`` (leader election identity).
+``leader_elect`` (bool, default False), ``identity`` (leader election identity),
+``root_ca_pem`` (the cluster CA, for the root-ca-cert-publisher).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import asyncio
 import logging
 import socket
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from kybern import client as kclient
@@ -26,15 +27,21 @@ from kybern.controllers import (
     cronjob,
     daemonset,
     deployment,
+    disruption,
     endpoints,
     endpointslice,
     garbagecollector,
     job,
     namespaces,
+    nodelifecycle,
+    podgc,
     replicaset,
+    resourcequota,
+    rootcacertpublisher,
     runtime,
     serviceaccounts,
     statefulset,
+    tainteviction,
 )
 
 log = logging.getLogger(__name__)
@@ -46,6 +53,7 @@ SYNC_TIMEOUT = 60.0
 Factory = Callable[..., runtime.Controller]
 
 # name -> factory(client=, informers=, clock=); the names kube-controller-manager uses.
+# A factory whose ``takes_options`` is true also gets ``options=`` (the manager's options).
 CONTROLLERS: dict[str, Factory] = {
     "namespace": namespaces.NamespaceController,
     "serviceaccount": serviceaccounts.ServiceAccountController,
@@ -59,6 +67,12 @@ CONTROLLERS: dict[str, Factory] = {
     "cronjob": cronjob.CronJobController,
     "endpoint": endpoints.EndpointsController,
     "endpointslice": endpointslice.EndpointSliceController,
+    "resourcequota": resourcequota.ResourceQuotaController,
+    "disruption": disruption.DisruptionController,
+    "nodelifecycle": nodelifecycle.NodeLifecycleController,
+    "taint-eviction-controller": tainteviction.TaintEvictionController,
+    "podgc": podgc.PodGCController,
+    "root-ca-cert-publisher": rootcacertpublisher.RootCACertPublisher,
 }
 
 
@@ -99,11 +113,14 @@ def build(
     names: Iterable[str],
     client: kclient.Client,
     informers: kclient.SharedInformerFactory,
+    options: Mapping[str, object] | None = None,
 ) -> list[runtime.Runner]:
     """One runner per named controller, handlers registered (informers not yet started)."""
     runners = []
     for name in names:
-        controller = CONTROLLERS[name](client=client, informers=informers, clock=informers.clock)
+        factory = CONTROLLERS[name]
+        extra = {"options": options or {}} if getattr(factory, "takes_options", False) else {}
+        controller = factory(client=client, informers=informers, clock=informers.clock, **extra)
         runner = runtime.Runner(controller, informers)
         runner.register()
         runners.append(runner)
@@ -116,9 +133,10 @@ async def run_controllers(
     *,
     names: Iterable[str] | None = None,
     started: asyncio.Event | None = None,
+    options: Mapping[str, object] | None = None,
 ) -> None:
     """Run the controllers (default: all) until cancelled."""
-    runners = build(enabled(names), client, informers)
+    runners = build(enabled(names), client, informers, options)
     if not runners:
         log.info("no controllers enabled")
         await asyncio.Event().wait()  # idle until cancelled, like any component
@@ -140,7 +158,7 @@ async def run(ctx: Context) -> None:
     selected = list(names) if isinstance(names, list | tuple) else None
 
     async def lead() -> None:
-        await run_controllers(ctx.client, ctx.informers, names=selected)
+        await run_controllers(ctx.client, ctx.informers, names=selected, options=options)
 
     if not options.get("leader_elect"):
         await lead()

@@ -73,16 +73,31 @@ def terminating(pod: Obj) -> bool:
 
 
 def revision_data(sts: Obj) -> Obj:
-    """What a ControllerRevision of ``sts`` stores (Kubernetes' getPatch)."""
+    """What a ControllerRevision of ``sts`` stores (Kubernetes' getPatch). Shaped as Go's
+    typed round trip writes it (keys sorted, a zero ``creationTimestamp: null``): kubectl
+    compares these bytes with its own encoding of the live object to skip a no-op undo."""
     template = copy.deepcopy((sts.get("spec") or {}).get("template") or {})
+    template.setdefault("metadata", {}).setdefault("creationTimestamp", None)
     template["$patch"] = "replace"
-    return {"spec": {"template": template}}
+    data: Obj = _sorted_keys({"spec": {"template": template}})
+    return data
+
+
+def _sorted_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted_keys(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(v) for v in value]
+    return value
 
 
 def template_of(revision: Obj) -> Obj:
     template = copy.deepcopy(((revision.get("data") or {}).get("spec") or {}).get("template"))
     template = template or {}
     template.pop("$patch", None)
+    meta = template.get("metadata") or {}
+    if "creationTimestamp" in meta and meta["creationTimestamp"] is None:
+        del meta["creationTimestamp"]
     return dict(template)
 
 
@@ -216,6 +231,8 @@ async def ensure_revision(
                 "name": name,
                 "namespace": meta["namespace"],
                 "labels": _selector_labels(owner),
+                # kubectl rollout history reads kubernetes.io/change-cause from here
+                "annotations": dict(meta.get("annotations") or {}),
                 "ownerReferences": [pods.owner_reference(owner)],
             },
             "data": data,

@@ -156,6 +156,7 @@ class SimulatedNode:
         self.paused_by_annotation = False
         self.lease_renewals = 0
         self.status_updates = 0
+        self.lease: Obj | None = None  # the last Lease written, renewed by the next PUT
         self._ips: dict[str, str] = {}  # pod uid -> IP
         self._free = list(range(254, 1, -1))  # .2 .. .254, popped from the end
 
@@ -322,8 +323,11 @@ class Fleet:
                 continue
             try:
                 await self._renew_lease(node)
-                if self.clock.monotonic() - last_status >= self.config.status_interval:
-                    cached = self.node_informer.store.get(node.name)
+                cached = self.node_informer.store.get(node.name)
+                due = self.clock.monotonic() - last_status >= self.config.status_interval
+                # as kubelet: a status that differs from the API's copy (e.g. the node
+                # lifecycle controller marked it Unknown while paused) is posted at once
+                if due or not _ready(cached):
                     await self._post_status(node, previous=(cached or {}).get("status"))
                     last_status = self.clock.monotonic()
             except errors.NotFound:
@@ -336,20 +340,34 @@ class Fleet:
         now = self.clock.now()
         if create:
             with contextlib.suppress(errors.AlreadyExists):
-                await self.client.create(nodestatus.lease(node.name, now, node_uid=node.uid))
+                node.lease = await self.client.create(
+                    nodestatus.lease(node.name, now, node_uid=node.uid)
+                )
                 node.lease_renewals += 1
                 return
-        patch = {"spec": {"holderIdentity": node.name, "renewTime": nodestatus.micro_time(now)}}
+        spec = {"holderIdentity": node.name, "renewTime": nodestatus.micro_time(now)}
+        if node.lease is not None:
+            # As kubelet: PUT the last Lease written with a new renewTime (cheap for the
+            # server); only when that fails (changed or gone meanwhile) patch or re-create.
+            renewed = {**node.lease, "spec": {**(node.lease.get("spec") or {}), **spec}}
+            try:
+                node.lease = await self.client.update(renewed)
+                node.lease_renewals += 1
+                return
+            except (errors.Conflict, errors.NotFound):
+                node.lease = None
         try:
-            await self.client.patch(
+            node.lease = await self.client.patch(
                 "coordination.k8s.io/v1",
                 "Lease",
                 node.name,
-                patch,
+                {"spec": spec},
                 namespace=nodestatus.LEASE_NAMESPACE,
             )
         except errors.NotFound:
-            await self.client.create(nodestatus.lease(node.name, now, node_uid=node.uid))
+            node.lease = await self.client.create(
+                nodestatus.lease(node.name, now, node_uid=node.uid)
+            )
         node.lease_renewals += 1
 
     async def _post_status(self, node: SimulatedNode, *, previous: Obj | None) -> None:
@@ -524,3 +542,8 @@ async def run_standalone(
     finally:
         await informers.stop()
         await client.close()
+
+
+def _ready(node: Obj | None) -> bool:
+    conditions = ((node or {}).get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
