@@ -60,7 +60,7 @@ from _report import progress, table
 from kybern.testing import server_process
 
 HEADING = "## kubectl wall time"
-API_ONLY_ARGS = ["--disable-scheduler", "--disable-controller-manager"]
+API_ONLY_ARGS = ["--disable-scheduler", "--disable-controller-manager", "--disable-agent"]
 SEQUENCES = 3
 GET_REPEATS = 5
 PER_FILE = 5
@@ -445,7 +445,7 @@ def run_all(tmp: Path, plan: Plan) -> dict[str, Any]:
         server.stop()
 
     progress("server: full control plane")
-    server = start_server(tmp / "server-full", [])
+    server = start_server(tmp / "server-full", ["--disable-agent"])  # control plane, no node
     try:
         results["apply_full"] = apply_sequences(Kubectl(server.kubeconfig), dirs, tmp, plan, "full")
     finally:

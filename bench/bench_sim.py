@@ -102,7 +102,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kybern-bench-sim-") as tmp:
         proc = server_process.ServerProcess(
-            data_dir=Path(tmp), extra_args=["--simulated-nodes", str(args.nodes)]
+            data_dir=Path(tmp), extra_args=["--simulated-nodes", str(args.nodes), "--disable-agent"]
         )
         proc.start(timeout=60)
         try:

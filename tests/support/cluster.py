@@ -29,8 +29,8 @@ T = TypeVar("T")
 
 # The API-level tests pin exact API semantics (resourceVersions that must not move, pods that
 # stay unscheduled, namespaces that stay Terminating): they run the API server and store alone,
-# without the scheduler and controllers writing beside them.
-API_ONLY = ("--disable-scheduler", "--disable-controller-manager")
+# without the scheduler, controllers and node agent writing beside them.
+API_ONLY = ("--disable-scheduler", "--disable-controller-manager", "--disable-agent")
 
 
 def start_server(

@@ -61,6 +61,14 @@ def default_components(options: dict[str, object]) -> list[tuple[str, Component]
         components.append(
             ("simulated-nodes", lambda ctx: simulated.run(ctx.client, ctx.informers, sim))
         )
+    agent_options = options.get("agent")
+    if agent_options is not None:  # the server's own node (kybern.kubelet.component.Options)
+        from kybern.kubelet import component
+
+        assert isinstance(agent_options, component.Options)
+        components.append(
+            ("agent", lambda ctx: component.run(ctx.client, ctx.informers, agent_options))
+        )
     return components
 
 

@@ -1,4 +1,5 @@
-"""The ``kybern`` command: ``kybern server`` today; agent, kubectl and image tools join later."""
+"""The ``kybern`` command: ``kybern server``, ``kybern agent`` and ``kybern simulate``; kubectl
+and image tools join later."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ Start a cluster with `kybern server`; point kubectl at <data-dir>/kubeconfig.yam
 def _server_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "server",
-        help="run the API server (and, in later releases, controllers, scheduler and a node agent)",
+        help="run a cluster: API server, controllers, scheduler and a node agent",
         description="Run a kybern control plane: a Kubernetes v1.32 API server over an embedded "
         "SQLite store. Writes an admin kubeconfig to <data-dir>/kubeconfig.yaml.",
     )
@@ -53,9 +54,108 @@ def _server_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
         action="store_true",
         help="do not run the controllers in this process (an API server and store only)",
     )
+    p.add_argument(
+        "--disable-agent",
+        action="store_true",
+        help="do not run a node agent (kubelet) in this process; the agent is also off when "
+        "--simulated-nodes is given, so the cluster has exactly the simulated nodes",
+    )
+    _agent_flags(p)
     _tuning_flags(p)
     _simulation_flags(p, prefix="simulated-")
     p.set_defaults(func=_run_server)
+
+
+def _agent_flags(p: argparse.ArgumentParser) -> None:
+    """The node agent's flags, shared by `kybern server` and `kybern agent`."""
+    from kybern.runtime import registry
+
+    group = p.add_argument_group("node agent")
+    group.add_argument(
+        "--runtime",
+        default="",
+        choices=registry.names(),
+        help="container runtime (default: oci as root when usable, else process)",
+    )
+    group.add_argument("--node-name", default="", help="node name (default: the host name)")
+    group.add_argument(
+        "--node-ip", default="", help="the node's InternalIP (default: the default route's address)"
+    )
+    group.add_argument(
+        "--kubelet-port", type=int, default=10250, help="kubelet HTTPS port (default 10250)"
+    )
+    group.add_argument(
+        "--pod-manifest-path", type=Path, default=None, help="directory of static pod manifests"
+    )
+    group.add_argument(
+        "--cluster-dns", default="", help="cluster DNS server IPs for pods (comma-separated)"
+    )
+    group.add_argument(
+        "--cluster-domain", default="cluster.local", help="cluster domain (default cluster.local)"
+    )
+
+
+def _agent_options(args: argparse.Namespace, data_dir: Path, **extra: Any) -> Any:
+    from kybern.kubelet import component
+
+    return component.Options(
+        data_dir=data_dir,
+        runtime=args.runtime,
+        node_name=args.node_name,
+        node_ip=args.node_ip,
+        port=args.kubelet_port,
+        pod_manifest_path=args.pod_manifest_path,
+        cluster_dns=[ip.strip() for ip in args.cluster_dns.split(",") if ip.strip()],
+        cluster_domain=args.cluster_domain,
+        **extra,
+    )
+
+
+def _agent_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "agent",
+        help="run a node agent (kubelet) that joins a kybern server",
+        description="Register this machine as a node of the cluster at --server and run the "
+        "pods bound to it.",
+    )
+    p.add_argument("--server", default="", help="API server URL, e.g. https://10.0.0.1:6443")
+    p.add_argument("--token", default="", help="bearer token to authenticate with")
+    p.add_argument("--kubeconfig", default="", help="kubeconfig with the server's credentials")
+    p.add_argument("--ca-file", default="", help="the cluster CA certificate (PEM)")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help=f"agent state directory (default: {server.default_data_dir()}/agent)",
+    )
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    _agent_flags(p)
+    p.set_defaults(func=_run_agent)
+
+
+def _run_agent(args: argparse.Namespace) -> int:
+    from kybern.client import errors as client_errors
+    from kybern.kubelet import component
+
+    if not args.server and not args.kubeconfig:
+        print("kybern agent: give --server and --token, or --kubeconfig", file=sys.stderr)
+        return 2
+    options = _agent_options(args, args.data_dir or server.default_data_dir() / "agent")
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(
+                component.run_standalone(
+                    options,
+                    server=args.server,
+                    token=args.token,
+                    kubeconfig=args.kubeconfig,
+                    ca_file=args.ca_file,
+                )
+            )
+    except (client_errors.ClientError, OSError, ValueError) as exc:
+        print(f"kybern agent: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _simulation_flags(p: argparse.ArgumentParser, *, prefix: str) -> None:
@@ -191,9 +291,14 @@ def _run_server(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"kybern server: {exc}", file=sys.stderr)
         return 2
+    data_dir = args.data_dir or server.default_data_dir()
+    if not args.disable_agent and not args.sim_nodes:
+        options["agent"] = _agent_options(
+            args, data_dir / "agent", control_plane=True, client_ca=data_dir / "pki" / "ca.crt"
+        )
     config = server.Config(
         tune_gc=True,
-        data_dir=args.data_dir or server.default_data_dir(),
+        data_dir=data_dir,
         bind_address=args.bind_address,
         port=args.port,
         datastore=args.datastore,
@@ -251,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _server_parser(sub)
+    _agent_parser(sub)
     _simulate_parser(sub)
     return parser
 
