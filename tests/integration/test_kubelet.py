@@ -600,3 +600,30 @@ async def test_second_delete_with_shorter_grace_kills_sooner(env: Env) -> None:
     took = env.clock.monotonic() - started
     assert 10 <= took <= 13, took
     await env.until(lambda: _none(env.pod("hurry")))
+
+
+async def test_configmap_volume_updates_in_place_when_the_configmap_changes(env: Env) -> None:
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "settings", "namespace": "default"},
+        "data": {"mode": "first"},
+    }
+    await env.client.create(config_map)
+    volume = {"name": "cfg", "configMap": {"name": "settings"}}
+    container = {
+        "name": "app",
+        "image": "busybox:1.36",
+        "volumeMounts": [{"name": "cfg", "mountPath": "/etc/cfg"}],
+    }
+    await env.client.create(pod("reader", volumes=[volume], containers=[container]))
+    await env.until(lambda: env.status_of("reader", running))
+    (mounted,) = [
+        m for m in env.runtime.running("app")[0].config.mounts if m.container_path == "/etc/cfg"
+    ]
+    mode = Path(mounted.host_path) / "mode"
+    assert mode.read_text() == "first"
+    config_map["data"] = {"mode": "second"}
+    await env.client.update(config_map)
+    # no clock movement needed: the ConfigMap watch triggers the pod's sync
+    await _poll(lambda: _true(mode.read_text() == "second"), within=5)

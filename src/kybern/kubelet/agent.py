@@ -43,6 +43,7 @@ from kybern.kubelet import (
     staticpods,
     status,
 )
+from kybern.kubelet.volumes import manager as volumes_manager
 from kybern.runtime import cri
 
 Obj = dict[str, Any]
@@ -182,6 +183,10 @@ class Agent:
                     add=self._on_pod, update=lambda _o, n: self._on_pod(n), delete=self._on_delete
                 )
             )
+            for kind in ("ConfigMap", "Secret"):
+                self.informers.informer_for("v1", kind).add_handler(
+                    kclient.FuncHandler(update=lambda _o, n, k=kind: self._on_source(k, n))
+                )
             self.informers.start()
             self.pods.start()
             await asyncio.gather(self.pods.wait_for_sync(), self.inputs.objects.wait_for_sync())
@@ -236,6 +241,16 @@ class Agent:
         self.gone.add(uid)
         self._hurry(uid, 0)
         self.workers.update(uid)
+
+    def _on_source(self, kind: str, obj: Obj) -> None:
+        """A ConfigMap or Secret changed: the pods whose volumes read it sync now, so their
+        files update in place (kubelet gets there within its 1-minute sync period; following
+        the watch is sooner)."""
+        meta = cc.meta(obj)
+        key = (kind, str(meta.get("namespace", "")), str(meta.get("name", "")))
+        for uid, pod in list(self.known.items()):
+            if uid not in self.gone and key in volumes_manager.referenced_objects(pod):
+                self.workers.update(uid)
 
     def _hurry(self, uid: str, grace: float) -> None:
         """A second deletion with a shorter grace period (or the pod gone from the API) while
