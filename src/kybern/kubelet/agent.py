@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,7 +186,7 @@ class Agent:
             )
             for kind in ("ConfigMap", "Secret"):
                 self.informers.informer_for("v1", kind).add_handler(
-                    kclient.FuncHandler(update=lambda _o, n, k=kind: self._on_source(k, n))
+                    kclient.FuncHandler(update=self._source_handler(kind))
                 )
             self.informers.start()
             self.pods.start()
@@ -241,6 +242,9 @@ class Agent:
         self.gone.add(uid)
         self._hurry(uid, 0)
         self.workers.update(uid)
+
+    def _source_handler(self, kind: str) -> Callable[[Obj, Obj], None]:
+        return lambda _old, new: self._on_source(kind, new)
 
     def _on_source(self, kind: str, obj: Obj) -> None:
         """A ConfigMap or Secret changed: the pods whose volumes read it sync now, so their
