@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kybern.apiserver import server
-from kybern.cli import cluster
+from kybern.cli import cluster, image
 
 DESCRIPTION = """kybern: a lightweight Kubernetes-compatible container platform.
 
@@ -358,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     _server_parser(sub)
     _agent_parser(sub)
     _simulate_parser(sub)
+    image.register(sub)
     return parser
 
 
