@@ -10,7 +10,8 @@ Lease stops them, and it campaigns again.
 Options read from ``ctx.options``: ``controllers`` (kube-controller-manager's
 ``--controllers`` list or comma-separated string: ``*``, ``name``, ``-name``; default all),
 ``leader_elect`` (bool, default False), ``identity`` (leader election identity),
-``root_ca_pem`` (the cluster CA, for the root-ca-cert-publisher).
+``root_ca_pem`` (the cluster CA, for the root-ca-cert-publisher),
+``cluster_cidr`` / ``node_cidr_mask_size`` (the node-ipam-controller's pod CIDRs).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from kybern.controllers import (
     garbagecollector,
     job,
     namespaces,
+    nodeipam,
     nodelifecycle,
     podgc,
     replicaset,
@@ -70,6 +72,7 @@ CONTROLLERS: dict[str, Factory] = {
     "resourcequota": resourcequota.ResourceQuotaController,
     "disruption": disruption.DisruptionController,
     "nodelifecycle": nodelifecycle.NodeLifecycleController,
+    "node-ipam-controller": nodeipam.NodeIPAMController,
     "taint-eviction-controller": tainteviction.TaintEvictionController,
     "podgc": podgc.PodGCController,
     "root-ca-cert-publisher": rootcacertpublisher.RootCACertPublisher,
