@@ -7,6 +7,7 @@ its own ``## ...`` section of bench/RESULTS.md (other sections are kept):
 - bench_api.py     -> "## API server" (a real ``kybern server`` over HTTPS, and etcd)
 - bench_kubectl.py -> "## kubectl wall time" (the real kubectl's apply and get against a server)
 - bench_dns.py     -> "## Cluster DNS" (queries/s and p99 latency: service names, cached forwarded names)
+- bench_proxy.py   -> "## Service proxy" (rule sync time at 1,000 and 10,000 services)
 - bench_scale.py   -> "## Scale ..." (10,000-replica Deployment on 1,000 simulated nodes;
   RSS and read latency with 5,000 nodes and 150,000 pods)
 - bench_scheduler.py prints its table (pods/s through the full scheduling cycle on in-memory
@@ -49,6 +50,12 @@ BENCHMARKS = (
     ),
     Benchmark("kubectl", "bench_kubectl.py", ("--write",), ()),
     Benchmark("dns", "bench_dns.py", ("--write",), ("--quick",)),
+    Benchmark(
+        "proxy",
+        "bench_proxy.py",
+        ("--write",),
+        ("--sizes", "1000", "--iptables-sizes", "--changes", "20"),
+    ),
     Benchmark(
         "scale",
         "bench_scale.py",

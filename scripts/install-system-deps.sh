@@ -7,7 +7,7 @@ set -euo pipefail
 PACKAGES=(
   python3-venv        # the virtual environment make creates
   runc crun tini      # OCI runtimes and the container init
-  containernetworking-plugins iptables iproute2
+  containernetworking-plugins iptables iproute2 nftables
   busybox-static      # test images
   etcd-server etcd-client
   docker-registry     # a real OCI registry for image tests
