@@ -115,8 +115,11 @@ async def list_all(client: kclient.Client, kind: str, api: str = "v1", **kw: Any
             return count
 
 
-async def watch_latency(client: kclient.Client, namespace: str, watchers: int) -> list[float]:
-    """Patch 200 pods' labels at 20/s; delivery latency to ``watchers`` pod watchers (ms)."""
+async def watch_latency(
+    client: kclient.Client, patcher: kclient.Client, namespace: str, watchers: int
+) -> list[float]:
+    """Patch 200 pods' labels at 20/s; delivery latency to ``watchers`` pod watchers (ms).
+    The patches go through their own client: the watches hold every connection of theirs."""
     pods = (await client.list("v1", "Pod", namespace=namespace, limit=200))["items"]
     sent: dict[str, float] = {}
     latencies: list[float] = []
@@ -135,7 +138,7 @@ async def watch_latency(client: kclient.Client, namespace: str, watchers: int) -
     for i, pod in enumerate(pods):
         mark = f"m{i}"
         sent[mark] = time.perf_counter()
-        await client.patch(
+        await patcher.patch(
             "v1",
             "Pod",
             pod["metadata"]["name"],
@@ -208,7 +211,11 @@ async def scenario_big(
         out["get"] = await timed(
             lambda: client.get("v1", "Pod", some["metadata"]["name"], namespace=namespaces[2]), 200
         )
-        out["watch"] = await watch_latency(client, namespaces[3], 100)
+        patcher = kclient.Client(await kclient.RESTTransport.from_kubeconfig(proc.kubeconfig))
+        try:
+            out["watch"] = await watch_latency(client, patcher, namespaces[3 % deployments], 100)
+        finally:
+            await patcher.close()
         out["rss_after"], out["hwm_after"] = rss_mib(proc.process.pid)
         return out
     finally:

@@ -6,6 +6,8 @@ its own ``## ...`` section of bench/RESULTS.md (other sections are kept):
 - bench_storage.py -> "## Storage (sqlite backend)" (the storage backend alone)
 - bench_api.py     -> "## API server" (a real ``kybern server`` over HTTPS, and etcd)
 - bench_kubectl.py -> "## kubectl wall time" (the real kubectl's apply and get against a server)
+- bench_agent.py   -> "## Node agent (process runtime)" (pod startup latency, agent RSS, node
+  Ready after `kybern server` start)
 - bench_dns.py     -> "## Cluster DNS" (queries/s and p99 latency: service names, cached forwarded names)
 - bench_proxy.py   -> "## Service proxy" (rule sync time at 1,000 and 10,000 services)
 - bench_scale.py   -> "## Scale ..." (10,000-replica Deployment on 1,000 simulated nodes;
@@ -49,6 +51,7 @@ BENCHMARKS = (
         ("--mixed", "--pods", "2000", "--nodes", "500"),
     ),
     Benchmark("kubectl", "bench_kubectl.py", ("--write",), ()),
+    Benchmark("agent", "bench_agent.py", ("--write",), ("--quick",)),
     Benchmark("dns", "bench_dns.py", ("--write",), ("--quick",)),
     Benchmark(
         "proxy",

@@ -17,6 +17,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from kybern.api import errors
 from kybern.api import fieldpath as fp
 
@@ -154,9 +156,30 @@ def _parse_entry(item: Any) -> Entry:
         operation=operation,
         api_version=item.get("apiVersion") or "",
         time=_rfc3339(item["time"]) if item.get("time") else None,
-        fields=fp.decode(item.get("fieldsV1") or {}),
+        fields=_decoded(item.get("fieldsV1") or {}),
         subresource=item.get("subresource") or "",
     )
+
+
+# Every write parses the object's entries again, and a few field sets (one per manager and
+# kind, mostly) recur across thousands of objects: decoded sets are kept by their JSON text.
+# FieldSets are frozen, so sharing one between entries is safe.
+_DECODED: dict[bytes, FieldSet] = {}
+_DECODED_MAX = 4096
+
+
+def _decoded(tree: Any) -> FieldSet:
+    try:
+        text = orjson.dumps(tree)
+    except TypeError:
+        return fp.decode(tree)  # not JSON: decode reports it
+    fields = _DECODED.get(text)
+    if fields is None:
+        fields = fp.decode(tree)
+        if len(_DECODED) >= _DECODED_MAX:
+            _DECODED.clear()
+        _DECODED[text] = fields
+    return fields
 
 
 def _rfc3339(value: str) -> str:

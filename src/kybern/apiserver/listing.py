@@ -79,13 +79,12 @@ async def list_objects(
         from_cache = resource.last_change <= revision <= cache.revision
     elif opts.resource_version == 0:
         revision, from_cache = cache.revision, True
-    else:
-        if opts.resource_version:
-            await _wait(cache, opts.resource_version)
-        else:
-            await cache.sync()
+    elif opts.resource_version:
+        await _wait(cache, opts.resource_version)
         revision, from_cache = cache.revision, True
-    accept = versioned_matcher(info, match)
+    else:
+        revision, from_cache = await _consistent(reg)
+    accept = None if match is None else versioned_matcher(info, match)
     if from_cache:
         items, more, remaining = _from_cache(resource, prefix, start_after, accept, opts.limit)
     else:
@@ -93,6 +92,17 @@ async def list_objects(
             reg, prefix, revision, start_after, accept, opts.limit
         )
     return _list_body(info, items, revision, more, remaining if match is None else None)
+
+
+async def _consistent(reg: registry.Registry) -> tuple[int, bool]:
+    """(revision, from the cache?) of a consistent read: the cache once it has caught up
+    with the store; when it cannot within its wait, the store at its current revision
+    (Kubernetes falls back to etcd the same way rather than failing the read)."""
+    try:
+        await reg.cache.sync()
+    except TimeoutError:
+        return reg.backend.current_rev(), False
+    return reg.cache.revision, True
 
 
 async def _wait(cache: watchcache.WatchCache, revision: int) -> None:
@@ -105,29 +115,36 @@ async def _wait(cache: watchcache.WatchCache, revision: int) -> None:
 
 
 def _from_cache(
-    resource: watchcache.ResourceCache, prefix: str, start_after: str, accept: Matcher, limit: int
+    resource: watchcache.ResourceCache,
+    prefix: str,
+    start_after: str,
+    accept: Matcher | None,
+    limit: int,
 ) -> tuple[list[dict[str, Any]], bool, int]:
     objects = resource.objects
-    keys = resource.keys_in(prefix, start_after)
-    return _page(((key, objects[key]) for key in keys), accept, limit)
+    if accept is None:
+        # Everything in the range: the page is a slice of the sorted keys, and what remains
+        # is counted by position (not by walking 100,000 keys for every page).
+        keys, lo, hi = resource.key_range(prefix, start_after)
+        end = min(hi, lo + limit) if limit else hi
+        return [objects[key] for key in keys[lo:end]], end < hi, hi - end
+    pairs = ((key, objects[key]) for key in resource.keys_in(prefix, start_after))
+    return _page(pairs, accept, limit)
 
 
 def _page(
     pairs: Iterable[tuple[str, dict[str, Any]]], accept: Matcher, limit: int
 ) -> tuple[list[dict[str, Any]], bool, int]:
-    """Up to `limit` accepted objects; more is True when another accepted one follows."""
+    """Up to `limit` accepted objects; more is True when another accepted one follows
+    (remaining is not counted: a selected list reports no remainingItemCount)."""
     items: list[dict[str, Any]] = []
-    remaining = 0
-    more = False
     for _, obj in pairs:
         if not accept(obj):
             continue
         if limit and len(items) >= limit:
-            more = True
-            remaining += 1
-            continue
+            return items, True, 0
         items.append(obj)
-    return items, more, remaining
+    return items, False, 0
 
 
 async def _from_store(
@@ -135,14 +152,18 @@ async def _from_store(
     prefix: str,
     revision: int,
     start_after: str,
-    accept: Matcher,
+    accept: Matcher | None,
     limit: int,
 ) -> tuple[list[dict[str, Any]], bool, int]:
     try:
         result = await reg.backend.list(prefix, rev=revision, start_after=start_after)
     except storage_errors.Compacted:
         raise errors.StatusError(410, "Expired", _EXPIRED) from None
-    pairs = ((kv.key, watchcache.decode(kv)) for kv in result.kvs)
+    kvs = result.kvs
+    if accept is None:  # decode only the page
+        end = min(len(kvs), limit) if limit else len(kvs)
+        return [watchcache.decode(kv) for kv in kvs[:end]], end < len(kvs), len(kvs) - end
+    pairs = ((kv.key, watchcache.decode(kv)) for kv in kvs)
     return _page(pairs, accept, limit)
 
 

@@ -8,11 +8,11 @@ are kept in the resource's storage version and converted to the request's versio
 
 from __future__ import annotations
 
-import copy
-import secrets
-from collections.abc import Callable
+import contextlib
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -23,6 +23,24 @@ from kybern.storage import backend as storage_backend
 from kybern.storage import errors as storage_errors
 
 PatchFn = Callable[[dict[str, Any]], dict[str, Any]]
+Finish = Callable[[bool], Awaitable[None]]
+
+
+class WriteHook(Protocol):
+    """Per-resource storage hooks (Kubernetes' BeginCreate/BeginUpdate/AfterDelete), keyed
+    by storage resource in ``Registry.hooks``: ``begin_*`` run after validation and return the
+    function told whether the write was stored; ``after_delete`` runs once it is really gone.
+    The Service allocators (kybern.apiserver.services) are one."""
+
+    async def begin_create(self, obj: dict[str, Any], *, dry_run: bool) -> Finish: ...
+
+    async def begin_update(
+        self, new: dict[str, Any], old: dict[str, Any], *, dry_run: bool
+    ) -> Finish: ...
+
+    async def after_delete(self, obj: dict[str, Any]) -> None: ...
+
+
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 _CREATE_ON_UPDATE = {"endpoints", "events", "limitranges", "leases"}
 # Kubernetes retries a conflicting patch until the request times out; N writers patching one
@@ -54,6 +72,21 @@ def encode_for_storage(obj: dict[str, Any]) -> bytes:
     return orjson.dumps(obj)
 
 
+def json_copy(obj: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of a stored object (JSON by construction): an orjson round trip is several
+    times faster than ``copy.deepcopy``, and patches copy the current object on every write."""
+    copied: dict[str, Any] = orjson.loads(orjson.dumps(obj))
+    return copied
+
+
+def _copy_if_json(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """json_copy, or None for a body JSON cannot carry (it takes the ordinary path)."""
+    try:
+        return json_copy(obj)
+    except TypeError:
+        return None
+
+
 def _same(new: dict[str, Any], current: dict[str, Any]) -> bool:
     """Equal apart from metadata.resourceVersion."""
     if new.keys() != current.keys():
@@ -68,6 +101,10 @@ def _same(new: dict[str, Any], current: dict[str, Any]) -> bool:
 
 def revision_of(obj: dict[str, Any]) -> int:
     return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
+
+
+class _Stale(Exception):
+    """A try on the cache's unverified object cannot be confirmed: decide on the store's."""
 
 
 @dataclass(slots=True)
@@ -89,12 +126,37 @@ class Registry:
         self.backend = backend
         self.cache = cache
         self.admit = admit
+        self.hooks: dict[str, WriteHook] = {}
 
     # -- reads -------------------------------------------------------------------------
 
     async def get(self, info: kinds.ResourceInfo, namespace: str, name: str) -> dict[str, Any]:
-        await self.cache.sync()
-        return self.cached(info, namespace, name)
+        obj = await self.current(info, namespace, name)
+        if obj is None:
+            raise errors.not_found(info.plural, name, info.group)
+        return obj
+
+    async def current(
+        self, info: kinds.ResourceInfo, namespace: str, name: str
+    ) -> dict[str, Any] | None:
+        """The object as of the store's current revision (a consistent read), None when
+        absent: from the watch cache once it has caught up, else (a cache too far behind to
+        catch up within a short wait) straight from the store, where Kubernetes reads it."""
+        try:
+            await self.cache.sync(watchcache.OBJECT_WAIT_TIMEOUT)
+        except TimeoutError:
+            return await self._from_store(info, namespace, name)
+        key = storage_key(info, namespace, name)
+        return self.cache.resource(info.storage_resource).objects.get(key)
+
+    async def _from_store(
+        self, info: kinds.ResourceInfo, namespace: str, name: str
+    ) -> dict[str, Any] | None:
+        try:
+            kv = await self.backend.get(storage_key(info, namespace, name))
+        except storage_errors.NotFound:
+            return None
+        return watchcache.decode(kv)
 
     def cached(self, info: kinds.ResourceInfo, namespace: str, name: str) -> dict[str, Any]:
         key = storage_key(info, namespace, name)
@@ -130,9 +192,9 @@ class Registry:
         generate = not meta.get("name") and isinstance(meta.get("generateName"), str)
         for _ in range(3 if generate else 1):
             if generate:
-                meta["name"] = meta["generateName"] + "".join(
-                    secrets.choice(_NAME_CHARS) for _ in range(5)
-                )
+                # Not secret, only unlikely to collide (Kubernetes uses math/rand here too);
+                # the system RNG costs a syscall per character.
+                meta["name"] = meta["generateName"] + "".join(random.choices(_NAME_CHARS, k=5))
             # After name and uid: some defaults derive from them (a Job's selector, a
             # namespace's name label).
             defaulting.default(info.group, info.kind, obj)
@@ -140,12 +202,9 @@ class Registry:
             causes = validation.validate_create(info, obj, unknown=unknown)
             fieldvalidation.check(info, unknown)  # Strict: 400 before any 422
             self._validate(info, causes, obj)
-            await self.admit.on_create(info, obj)
-            managedfields.update(None, obj, manager=field_manager, now=strategy.now_rfc3339())
-            if dry_run:
-                return obj
             try:
-                return await self._store_new(info, obj)
+                async with self._write_hook(info, obj, None, dry_run):
+                    return await self._admit_and_store_new(info, obj, dry_run, field_manager)
             except storage_errors.KeyExists:
                 if not generate:
                     raise errors.already_exists(
@@ -156,6 +215,43 @@ class Registry:
             "AlreadyExists",
             f"{info.plural} with generateName {meta['generateName']!r} exhausted retries",
         )
+
+    async def _admit_and_store_new(
+        self,
+        info: kinds.ResourceInfo,
+        obj: dict[str, Any],
+        dry_run: bool,
+        field_manager: str | None,
+    ) -> dict[str, Any]:
+        await self.admit.on_create(info, obj)
+        managedfields.update(None, obj, manager=field_manager, now=strategy.now_rfc3339())
+        if dry_run:
+            return obj
+        return await self._store_new(info, obj)
+
+    @contextlib.asynccontextmanager
+    async def _write_hook(
+        self,
+        info: kinds.ResourceInfo,
+        new: dict[str, Any],
+        old: dict[str, Any] | None,
+        dry_run: bool,
+    ) -> AsyncIterator[None]:
+        """Run the resource's WriteHook around the rest of a write (admission, store)."""
+        hook = self.hooks.get(info.storage_resource)
+        if hook is None:
+            yield
+            return
+        if old is None:
+            finish = await hook.begin_create(new, dry_run=dry_run)
+        else:
+            finish = await hook.begin_update(new, old, dry_run=dry_run)
+        stored = False
+        try:
+            yield
+            stored = True
+        finally:
+            await finish(stored)
 
     async def _store_new(self, info: kinds.ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
         stored = to_storage(info, obj)
@@ -179,9 +275,29 @@ class Registry:
     ) -> tuple[dict[str, Any], bool]:
         """PUT: -> (object, created)."""
         self._check_identity(info, namespace, name, body)
-        await self.cache.sync()
-        key = storage_key(info, namespace, name)
-        current = self.cache.resource(info.storage_resource).objects.get(key)
+        suggested = self._suggestion(info, namespace, name)
+        first = None
+        if suggested is not None and not dry_run and revision_of(body) == revision_of(suggested):
+            first = _copy_if_json(body)
+        if suggested is not None and first is not None:
+            # The version the client based its change on is the cached one: try it without
+            # waiting for the cache (the store's compare-and-swap has the last word); on any
+            # error decide again on the current state, as Kubernetes' GuaranteedUpdate does
+            # with the watch cache's object as its suggestion.
+            try:
+                return await self._update_from(
+                    info,
+                    name,
+                    first,
+                    suggested,
+                    False,
+                    subresource,
+                    field_manager,
+                    verified=False,
+                ), False
+            except (errors.StatusError, api_errors.APIError, _Stale):
+                pass
+        current = await self.current(info, namespace, name)
         if current is None:
             if info.plural in _CREATE_ON_UPDATE and not subresource:
                 body = dict(body, metadata={**body.get("metadata", {}), "name": name})
@@ -190,6 +306,23 @@ class Registry:
                 )
                 return created, True
             raise errors.not_found(info.plural, name, info.group)
+        updated = await self._update_from(
+            info, name, body, current, dry_run, subresource, field_manager
+        )
+        return updated, False
+
+    async def _update_from(
+        self,
+        info: kinds.ResourceInfo,
+        name: str,
+        body: dict[str, Any],
+        current: dict[str, Any],
+        dry_run: bool,
+        subresource: str,
+        field_manager: str | None,
+        *,
+        verified: bool = True,
+    ) -> dict[str, Any]:
         uid, current_uid = body["metadata"].get("uid"), current["metadata"].get("uid")
         if uid and uid != current_uid:  # a PUT's uid is a precondition (409, as Kubernetes)
             raise errors.conflict(
@@ -201,8 +334,15 @@ class Registry:
         expected = revision_of(body) or revision_of(current)
         # `body` was decoded for this request alone: ours to change.
         return await self._apply_update(
-            info, to_version(info, current), body, expected, dry_run, subresource, field_manager
-        ), False
+            info,
+            to_version(info, current),
+            body,
+            expected,
+            dry_run,
+            subresource,
+            field_manager,
+            verified=verified,
+        )
 
     async def patch(
         self,
@@ -218,27 +358,60 @@ class Registry:
         """Apply `patch` to the current object; retried on a conflicting concurrent write
         unless the patch itself pins a resourceVersion (Kubernetes' GuaranteedUpdate)."""
         fieldvalidation.validate_options()
+        suggested = None if dry_run else self._suggestion(info, namespace, name)
         for _ in range(GUARANTEED_UPDATE_TRIES):
-            current = to_version(info, await self.get(info, namespace, name))
-            new = patch(copy.deepcopy(current))
+            verified = suggested is None
+            base = await self.get(info, namespace, name) if suggested is None else suggested
+            suggested = None  # a failed try decides again on the current state
+            current = to_version(info, base)
+            try:
+                new = patch(json_copy(current))
+            except (errors.StatusError, api_errors.APIError):
+                if verified:
+                    raise
+                continue  # judged on a maybe stale object: look at the current one
             if not isinstance(new, dict):
                 raise errors.bad_request("the patched object is not a JSON object")
             fieldvalidation.note_patched(new)
             self._check_identity(info, namespace, name, new)
             pinned = revision_of(new)
             if pinned and pinned != revision_of(current):
+                if not verified:
+                    continue
                 raise errors.conflict(info.plural, name, info.group)
             try:
                 return await self._apply_update(
-                    info, current, new, revision_of(current), dry_run, subresource, field_manager
+                    info,
+                    current,
+                    new,
+                    revision_of(current),
+                    dry_run,
+                    subresource,
+                    field_manager,
+                    verified=verified,
                 )
+            except _Stale:
+                continue
+            except api_errors.APIError:
+                if verified:
+                    raise
+                continue
             except errors.StatusError as exc:
                 # Retry even when `new` carries a resourceVersion: every patched object does
                 # (the current one's). A patch that really pins one fails the check above on
-                # the next round, since the current version has moved on.
-                if exc.reason != "Conflict":
+                # the next round, since the current version has moved on. A try on the
+                # cache's unverified object is retried whatever the error.
+                if verified and exc.reason != "Conflict":
                     raise
         raise errors.conflict(info.plural, name, info.group)
+
+    def _suggestion(
+        self, info: kinds.ResourceInfo, namespace: str, name: str
+    ) -> dict[str, Any] | None:
+        """The cache's object without waiting for the cache to catch up: maybe stale, so
+        only a first try whose outcome the store's compare-and-swap confirms."""
+        key = storage_key(info, namespace, name)
+        return self.cache.resource(info.storage_resource).objects.get(key)
 
     async def _apply_update(
         self,
@@ -249,7 +422,10 @@ class Registry:
         dry_run: bool,
         subresource: str,
         field_manager: str | None = None,
+        *,
+        verified: bool = True,
     ) -> dict[str, Any]:
+        """verified=False: `current` is the cache's object, maybe stale (see _suggestion)."""
         name = current["metadata"]["name"]
         if expected != revision_of(current):
             raise errors.conflict(info.plural, name, info.group)
@@ -271,6 +447,27 @@ class Registry:
             causes = validation.validate_update(info, new, current, unknown=unknown)
         fieldvalidation.check(info, unknown)
         self._validate(info, causes, new)
+        if subresource:  # status and finalize writes allocate nothing
+            return await self._admit_and_store(
+                info, current, new, expected, dry_run, subresource, field_manager, verified
+            )
+        async with self._write_hook(info, new, current, dry_run):
+            return await self._admit_and_store(
+                info, current, new, expected, dry_run, subresource, field_manager, verified
+            )
+
+    async def _admit_and_store(
+        self,
+        info: kinds.ResourceInfo,
+        current: dict[str, Any],
+        new: dict[str, Any],
+        expected: int,
+        dry_run: bool,
+        subresource: str,
+        field_manager: str | None,
+        verified: bool = True,
+    ) -> dict[str, Any]:
+        name = current["metadata"]["name"]
         await self.admit.on_update(info, new, current)
         managedfields.update(
             current,
@@ -286,6 +483,9 @@ class Registry:
             return (await self.delete_now(info, new, expected)).obj
         if _same(new, current):
             # Kubernetes skips a write that changes nothing: no new revision, no watch event.
+            # (Only once `current` is known to be the store's: no write confirms it here.)
+            if not verified and self.cache.revision < self.backend.current_rev():
+                raise _Stale()
             return current
         key = storage_key(info, current["metadata"].get("namespace", ""), name)
         try:
@@ -350,6 +550,9 @@ class Registry:
         except storage_errors.NotFound:
             raise errors.not_found(info.plural, meta["name"], info.group) from None
         gone = to_version(info, watchcache.decode(kv))
+        hook = self.hooks.get(info.storage_resource)
+        if hook is not None:
+            await hook.after_delete(gone)
         return DeleteResult(gone, True)
 
     async def system_update(
@@ -357,9 +560,18 @@ class Registry:
     ) -> dict[str, Any]:
         """A change the server makes on a client's behalf (pods/binding): `change` returns the
         whole new object, stored as is with compare-and-swap, retried on conflicts."""
+        suggested = None if dry_run else self._suggestion(info, namespace, name)
         for _ in range(GUARANTEED_UPDATE_TRIES):
-            current = to_version(info, await self.get(info, namespace, name))
-            new = change(copy.deepcopy(current))
+            verified = suggested is None
+            base = await self.get(info, namespace, name) if suggested is None else suggested
+            suggested = None
+            current = to_version(info, base)
+            try:
+                new = change(json_copy(current))
+            except (errors.StatusError, api_errors.APIError):
+                if verified:
+                    raise
+                continue  # judged on a maybe stale object: look at the current one
             if dry_run:
                 return new
             try:

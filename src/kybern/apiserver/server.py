@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import socket
 from dataclasses import dataclass
@@ -32,18 +31,13 @@ from kybern.apiserver import (
     satokens,
     watchcache,
 )
+from kybern.apiserver import services as service_alloc
 from kybern.apiserver.handlers import podproxy
+from kybern.apiserver.services import kubernetes_service
 from kybern.storage import backend as storage_backend
 from kybern.storage import open_backend
 
 log = logging.getLogger(__name__)
-
-
-def default_data_dir() -> Path:
-    if os.geteuid() == 0:
-        return Path("/var/lib/kybern")
-    base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
-    return Path(base) / "kybern"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +54,11 @@ class Config:
     history_window_seconds: float | None = None
     history_window_revisions: int | None = None
     compact_interval_seconds: float | None = None  # None: the backend's default
+    # Service ClusterIPs and NodePorts (kube-apiserver's --service-cluster-ip-range and
+    # --service-node-port-range); the `kubernetes` Service takes the CIDR's first address.
+    service_cidr: str = service_alloc.DEFAULT_SERVICE_CIDR
+    node_port_range: str = service_alloc.DEFAULT_NODE_PORT_RANGE
+    advertise_address: str = ""  # in the `kubernetes` Endpoints; default: from bind_address
 
     def datastore_url(self) -> str:
         return self.datastore or f"sqlite://{self.data_dir / 'db' / 'state.db'}"
@@ -76,6 +75,7 @@ class APIServer:
         self.token_issuer: satokens.Issuer | None = None
         self._runner: web.AppRunner | None = None
         self._gc_task: asyncio.Task[None] | None = None
+        self.services: service_alloc.ServiceAllocation | None = None
         self.port = config.port
         self.kubeconfig_path = config.data_dir / "kubeconfig.yaml"
 
@@ -113,8 +113,18 @@ class APIServer:
         key = await asyncio.to_thread(pki.ensure_service_account_key, self.config.data_dir / "pki")
         self.token_issuer = satokens.Issuer(key)
         satokens.install(self.registry, self.token_issuer)
+        self.services = service_alloc.ServiceAllocation(
+            reg=self.registry,
+            cache=self.cache,
+            service_cidr=self.config.service_cidr,
+            node_port_range=self.config.node_port_range,
+        )
         await self._bootstrap()
         await self._serve()
+        address = self.config.advertise_address or kubernetes_service.advertise_address(
+            self.config.bind_address
+        )
+        await self.services.start(address=address, port=self.port)
         if self.config.tune_gc:
             freezer = gctuning.HeapFreezer(self.cache.object_count)
             self._gc_task = asyncio.create_task(gctuning.run(freezer), name="gc-freezer")
@@ -181,6 +191,8 @@ class APIServer:
     async def stop(self) -> None:
         if self._gc_task is not None:
             self._gc_task.cancel()
+        if self.services is not None:
+            await self.services.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         if self.cache is not None:

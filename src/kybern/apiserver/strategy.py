@@ -16,6 +16,7 @@ import uuid
 from typing import Any
 
 from kybern.api import kinds
+from kybern.apiserver.services import fields as service_fields
 
 # Kinds whose status a client may set on create (the kubelet registers a Node with status).
 _STATUS_ON_CREATE = {"Node", "Event", "PersistentVolume"}
@@ -90,6 +91,9 @@ def prepare_for_update(info: kinds.ResourceInfo, new: dict[str, Any], old: dict[
     if info.kind == "Namespace":
         # spec.finalizers only change through namespaces/<name>/finalize.
         new.setdefault("spec", {})["finalizers"] = (old.get("spec") or {}).get("finalizers", [])
+    if info.kind == "Service" and not info.group:
+        # Kept allocations, synced clusterIP(s), fields a type change drops (Service REST).
+        service_fields.prepare_update(new, old)
     if tracks_generation(info, new) and _spec_changed(new, old):
         meta["generation"] = int(old_meta.get("generation") or 0) + 1
 

@@ -15,6 +15,8 @@ import asyncio
 import bisect
 import collections
 import contextlib
+import heapq
+import itertools
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,6 +33,9 @@ PREFIX = "/registry/"
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
 BOOKMARK = "BOOKMARK"
 WAIT_TIMEOUT = 3.0
+# How long a single object's consistent read (a GET, or the read before a write) waits for
+# the cache before reading the store instead: Kubernetes serves those from etcd outright.
+OBJECT_WAIT_TIMEOUT = 0.25
 BOOKMARK_INTERVAL = 60.0  # how often watchers that allow bookmarks get one
 
 
@@ -145,6 +150,22 @@ class ResourceCache:
             self._sorted = sorted(self.objects)
         return self._sorted
 
+    def key_range(self, prefix: str, start_after: str = "") -> tuple[list[str], int, int]:
+        """(sorted keys, lo, hi): keys[lo:hi] are those under prefix after start_after."""
+        keys = self.sorted_keys()
+        lo = (
+            bisect.bisect_right(keys, start_after)
+            if start_after > prefix
+            else bisect.bisect_left(keys, prefix)
+        )
+        # Every key under the prefix sorts below the prefix with its last character bumped.
+        hi = (
+            bisect.bisect_left(keys, prefix[:-1] + chr(ord(prefix[-1]) + 1), lo)
+            if prefix
+            else len(keys)
+        )
+        return keys, lo, max(lo, hi)
+
     def keys_in(self, prefix: str, start_after: str = "") -> Iterator[str]:
         keys = self.sorted_keys()
         lo = (
@@ -192,8 +213,10 @@ class WatchCache:
         self.revision = 0
         self._resources: dict[str, ResourceCache] = {}
         self._start_revision = 0
-        # (revision, future) pairs of readers waiting for the cache to reach a revision.
-        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        # Readers waiting for the cache to reach a revision: a heap of (revision, seq,
+        # future), so each applied event wakes the due ones without scanning them all.
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = asyncio.Event()
 
@@ -237,7 +260,7 @@ class WatchCache:
             try:
                 async for event in self.backend.watch(PREFIX, self.revision):
                     self._apply(event)
-                    if self._waiters:
+                    if self._waiters and self._waiters[0][0] <= self.revision:
                         self._wake()
                 return
             except storage_errors.Compacted:
@@ -295,27 +318,24 @@ class WatchCache:
         self.revision = revision
 
     def _wake(self) -> None:
-        still: list[tuple[int, asyncio.Future[None]]] = []
-        for revision, future in self._waiters:
-            if revision <= self.revision:
-                if not future.done():
-                    future.set_result(None)
-            elif not future.done():
-                still.append((revision, future))
-        self._waiters = still
+        waiters = self._waiters
+        while waiters and waiters[0][0] <= self.revision:
+            future = heapq.heappop(waiters)[2]
+            if not future.done():
+                future.set_result(None)
 
-    async def wait_for(self, revision: int) -> None:
+    async def wait_for(self, revision: int, within: float = WAIT_TIMEOUT) -> None:
         """Wait until the cache has applied `revision` (a consistent read's precondition);
-        TimeoutError after WAIT_TIMEOUT seconds."""
+        TimeoutError after `within` seconds."""
         if self.revision >= revision:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((revision, future))
-        async with asyncio.timeout(WAIT_TIMEOUT):
+        heapq.heappush(self._waiters, (revision, next(self._seq), future))
+        async with asyncio.timeout(within):
             await future
 
-    async def sync(self) -> int:
+    async def sync(self, within: float = WAIT_TIMEOUT) -> int:
         """Wait for the store's current revision; returns it."""
         current = self.backend.current_rev()
-        await self.wait_for(current)
+        await self.wait_for(current, within)
         return max(current, self.revision)

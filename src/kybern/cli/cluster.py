@@ -69,7 +69,25 @@ def default_components(options: dict[str, object]) -> list[tuple[str, Component]
         components.append(
             ("agent", lambda ctx: component.run(ctx.client, ctx.informers, agent_options))
         )
+    components.extend(_service_components(options))
     return components
+
+
+def _service_components(options: dict[str, object]) -> list[tuple[str, Component]]:
+    """The node's service proxy (beside the server's own agent) and the cluster DNS server
+    (kybern.cli.services), unless turned off (proxy_mode "none", no "dns" options)."""
+    from kybern.cli import services
+
+    found: list[tuple[str, Component]] = []
+    agent_options, mode = options.get("agent"), str(options.get("proxy_mode") or "")
+    if agent_options is not None and mode != "none":
+        found.append(
+            ("proxy", lambda c: services.run_proxy(c.client, c.informers, agent_options, mode))
+        )
+    dns = options.get("dns")
+    if isinstance(dns, services.DNSOptions):
+        found.append(("dns", lambda c: services.run_dns(c.client, c.informers, dns)))
+    return found
 
 
 async def run(config: ClusterConfig, *, stop: asyncio.Event | None = None) -> None:

@@ -1,4 +1,4 @@
-"""``kybern image pull|push|tag|ls|rm|inspect|save|load|gc``: the host's image store by hand.
+"""``kybern image pull|push|tag|ls|rm|inspect|save|load|gc|build``: the host's image store by hand.
 
 Works on ``<data-dir>/images``, the store every agent on the host shares. Registries on
 127.0.0.1/localhost and hosts given with ``--insecure-registry`` are spoken to over plain HTTP;
@@ -20,7 +20,7 @@ from typing import Any
 
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-from kybern.apiserver import server
+from kybern.cli import paths
 from kybern.runtime.images import (
     archive,
     credentials,
@@ -31,6 +31,7 @@ from kybern.runtime.images import (
     store,
     transfer,
 )
+from kybern.runtime.images.build import builder
 
 Handler = Callable[[argparse.Namespace, store.ImageStore], int]
 
@@ -49,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def run(args: argparse.Namespace) -> int:
     """The handler ``kybern image`` dispatches to; returns the exit code."""
-    data_dir = args.data_dir or server.default_data_dir()
+    data_dir = args.data_dir or paths.default_data_dir()
     try:
         images = store.ImageStore(
             store.default_root(data_dir), insecure_registries=args.insecure_registry
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _common_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--data-dir", type=Path, default=None, help=f"default {server.default_data_dir()}"
+        "--data-dir", type=Path, default=None, help=f"default {paths.default_data_dir()}"
     )
     p.add_argument(
         "--insecure-registry",
@@ -201,6 +202,21 @@ def _gc(args: argparse.Namespace, images: store.ImageStore) -> int:
     return 0
 
 
+def _build(args: argparse.Namespace, images: store.ImageStore) -> int:
+    build_args = dict(a.partition("=")[::2] for a in args.build_arg)
+    options = builder.Options(
+        context=args.context,
+        dockerfile=args.file,
+        tags=args.tag,
+        build_args=build_args,
+        no_cache=args.no_cache,
+        target=args.target,
+        credentials=credentials.load_file(args.registry_config),
+    )
+    builder.build(images, options)
+    return 0
+
+
 # --- arguments --------------------------------------------------------------------------
 
 
@@ -245,6 +261,15 @@ def _args_gc(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="only report what would be removed")
 
 
+def _args_build(p: argparse.ArgumentParser) -> None:
+    p.add_argument("context", type=Path, help="the build context directory")
+    p.add_argument("-t", "--tag", action="append", default=[], help="name the image (repeatable)")
+    p.add_argument("-f", "--file", type=Path, default=None, help="default CONTEXT/Dockerfile")
+    p.add_argument("--build-arg", action="append", default=[], metavar="K=V")
+    p.add_argument("--no-cache", action="store_true", help="rebuild every layer")
+    p.add_argument("--target", default="", help="build this stage (default: the last)")
+
+
 _COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Handler]] = [
     ("pull", "pull an image from a registry", _args_pull, _pull),
     ("push", "push an image to a registry", _args_push, _push),
@@ -255,6 +280,7 @@ _COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Handl
     ("save", "write images to a docker- or OCI-archive tarball", _args_save, _save),
     ("load", "import images from a tarball", _args_load, _load),
     ("gc", "delete blobs and snapshots no image references", _args_gc, _gc),
+    ("build", "build an image from a Dockerfile (root: RUN uses runc/crun)", _args_build, _build),
 ]
 
 

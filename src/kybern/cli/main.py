@@ -11,8 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kybern.apiserver import server
-from kybern.cli import cluster, image
+from kybern.cli import paths
 
 DESCRIPTION = """kybern: a lightweight Kubernetes-compatible container platform.
 
@@ -30,7 +29,7 @@ def _server_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
         "--data-dir",
         type=Path,
         default=None,
-        help=f"state, PKI and kubeconfig directory (default: {server.default_data_dir()})",
+        help=f"state, PKI and kubeconfig directory (default: {paths.default_data_dir()})",
     )
     p.add_argument(
         "--bind-address", default="127.0.0.1", help="address to serve HTTPS on (default 127.0.0.1)"
@@ -60,6 +59,7 @@ def _server_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
         help="do not run a node agent (kubelet) in this process; the agent is also off when "
         "--simulated-nodes is given, so the cluster has exactly the simulated nodes",
     )
+    _service_flags(p)
     _agent_flags(p)
     _tuning_flags(p)
     _simulation_flags(p, prefix="simulated-")
@@ -88,10 +88,25 @@ def _agent_flags(p: argparse.ArgumentParser) -> None:
         "--pod-manifest-path", type=Path, default=None, help="directory of static pod manifests"
     )
     group.add_argument(
-        "--cluster-dns", default="", help="cluster DNS server IPs for pods (comma-separated)"
+        "--cluster-dns",
+        default="",
+        help="cluster DNS server IPs for pods (comma-separated; default: the kube-dns "
+        "ClusterIP, 10.43.0.10 with the default --service-cidr)",
+    )
+    group.add_argument(
+        "--proxy-mode",
+        default="",
+        choices=["nftables", "iptables", "userspace", "none"],
+        help="service proxy mode (default: userspace with the process runtime, else nftables "
+        "or iptables where usable); none runs no proxy",
     )
     group.add_argument(
         "--cluster-domain", default="cluster.local", help="cluster domain (default cluster.local)"
+    )
+    group.add_argument(
+        "--pod-cidr",
+        default="",
+        help="this node's pod CIDR (oci runtime; default: assigned by the node IPAM controller)",
     )
 
 
@@ -107,6 +122,7 @@ def _agent_options(args: argparse.Namespace, data_dir: Path, **extra: Any) -> An
         pod_manifest_path=args.pod_manifest_path,
         cluster_dns=[ip.strip() for ip in args.cluster_dns.split(",") if ip.strip()],
         cluster_domain=args.cluster_domain,
+        pod_cidr=args.pod_cidr,
         **extra,
     )
 
@@ -126,7 +142,7 @@ def _agent_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
         "--data-dir",
         type=Path,
         default=None,
-        help=f"agent state directory (default: {server.default_data_dir()}/agent)",
+        help=f"agent state directory (default: {paths.default_data_dir()}/agent)",
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     _agent_flags(p)
@@ -134,18 +150,24 @@ def _agent_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 
 def _run_agent(args: argparse.Namespace) -> int:
+    from kybern.cli import services
     from kybern.client import errors as client_errors
-    from kybern.kubelet import component
 
     if not args.server and not args.kubeconfig:
         print("kybern agent: give --server and --token, or --kubeconfig", file=sys.stderr)
         return 2
-    options = _agent_options(args, args.data_dir or server.default_data_dir() / "agent")
+    args.cluster_dns = args.cluster_dns or services.DEFAULT_CLUSTER_DNS
+    # without --data-dir the agent shares the host's image store with `kybern image`
+    images = None if args.data_dir else paths.default_data_dir() / "images"
+    options = _agent_options(
+        args, args.data_dir or paths.default_data_dir() / "agent", images_dir=images
+    )
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(
-                component.run_standalone(
+                services.run_agent(
                     options,
+                    args.proxy_mode,
                     server=args.server,
                     token=args.token,
                     kubeconfig=args.kubeconfig,
@@ -277,7 +299,90 @@ def _tuning_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _service_flags(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("services and cluster DNS")
+    group.add_argument(
+        "--service-cidr",
+        default="10.43.0.0/16",
+        help="the range ClusterIPs are allocated from (default 10.43.0.0/16)",
+    )
+    group.add_argument(
+        "--service-node-port-range",
+        default="30000-32767",
+        help="the range NodePorts are allocated from (default 30000-32767)",
+    )
+    group.add_argument(
+        "--disable-dns",
+        action="store_true",
+        help="do not run the cluster DNS server (it runs only beside the server's own agent)",
+    )
+    group.add_argument(
+        "--dns-port",
+        type=int,
+        default=0,
+        help="port the cluster DNS server listens on at the node IP (default: 53 as root with "
+        "the oci runtime, else 10053; kube-dns's ClusterIP forwards to it)",
+    )
+
+
+def _service_options(args: argparse.Namespace) -> dict[str, object]:
+    """Validated --service-cidr/--service-node-port-range, the proxy mode, the DNS server."""
+    import ipaddress
+
+    from kybern.apiserver.services import ranges
+    from kybern.cli import services
+
+    try:
+        cidr = ipaddress.ip_network(args.service_cidr, strict=False)
+    except ValueError:
+        raise ValueError(
+            f"invalid --service-cidr {args.service_cidr!r}: want a CIDR such as 10.43.0.0/16"
+        ) from None
+    if cidr.num_addresses < 16:
+        raise ValueError(f"--service-cidr {args.service_cidr} is too small (at least a /28)")
+    try:
+        ranges.parse_port_range(args.service_node_port_range)
+    except ValueError:
+        raise ValueError(
+            f"invalid --service-node-port-range {args.service_node_port_range!r}: "
+            "want e.g. 30000-32767"
+        ) from None
+    if not 0 <= args.dns_port <= 65535:
+        raise ValueError(f"invalid --dns-port {args.dns_port}: want 0-65535")
+    args.cluster_dns = args.cluster_dns or services.cluster_dns_ip(str(cidr))
+    dns_ip = args.cluster_dns.split(",")[0].strip()
+    if not args.disable_dns and not _in_network(dns_ip, cidr):
+        raise ValueError(
+            f"--cluster-dns {dns_ip} is not in --service-cidr {cidr}: the kube-dns Service "
+            "takes that ClusterIP (or give --disable-dns)"
+        )
+    options: dict[str, object] = {"proxy_mode": args.proxy_mode}
+    # DNS serves the pods of the server's own node: none without an agent (simulated nodes)
+    if not args.disable_dns and not args.disable_agent and not args.sim_nodes:
+        options["dns"] = services.DNSOptions(
+            cluster_ip=dns_ip,
+            address=args.node_ip,
+            port=args.dns_port,
+            zone=args.cluster_domain,
+            runtime=args.runtime,
+        )
+    return options
+
+
+def _in_network(ip: str, network: Any) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(ip) in network
+    except ValueError:
+        return False
+
+
 def _run_server(args: argparse.Namespace) -> int:
+    # imported here: `kybern agent` and `kybern image` never load the API server (memory)
+    from kybern.apiserver import server
+    from kybern.cli import cluster
+
     try:
         options = _simulation_options(args)
         options["disabled"] = {
@@ -288,13 +393,18 @@ def _run_server(args: argparse.Namespace) -> int:
             )
             if off
         }
+        options.update(_service_options(args))
     except ValueError as exc:
         print(f"kybern server: {exc}", file=sys.stderr)
         return 2
-    data_dir = args.data_dir or server.default_data_dir()
+    data_dir = args.data_dir or paths.default_data_dir()
     if not args.disable_agent and not args.sim_nodes:
         options["agent"] = _agent_options(
-            args, data_dir / "agent", control_plane=True, client_ca=data_dir / "pki" / "ca.crt"
+            args,
+            data_dir / "agent",
+            control_plane=True,
+            client_ca=data_dir / "pki" / "ca.crt",
+            images_dir=data_dir / "images",  # the store `kybern image --data-dir` works on
         )
     config = server.Config(
         tune_gc=True,
@@ -302,6 +412,8 @@ def _run_server(args: argparse.Namespace) -> int:
         bind_address=args.bind_address,
         port=args.port,
         datastore=args.datastore,
+        service_cidr=args.service_cidr,
+        node_port_range=args.service_node_port_range,
         **_tuning(args),
     )
     try:
@@ -358,11 +470,18 @@ def build_parser() -> argparse.ArgumentParser:
     _server_parser(sub)
     _agent_parser(sub)
     _simulate_parser(sub)
-    image.register(sub)
+    # `kybern image ...` is parsed by kybern.cli.image (see main): listed here for --help only,
+    # so the other commands never import the image tools
+    sub.add_parser("image", help="manage the host's OCI images (kybern image --help)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["image"]:
+        from kybern.cli import image
+
+        return image.main(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

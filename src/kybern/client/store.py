@@ -120,6 +120,13 @@ class Store:
             raise KeyError(f"no indexer named {index!r}")
         return sorted(self._indices[index].get(value, ()))
 
+    def index_key_set(self, index: str, value: str) -> set[str]:
+        """The keys under an index value, unordered (a copy; no sort, for callers that
+        combine or order them themselves)."""
+        if index not in self._indices:
+            raise KeyError(f"no indexer named {index!r}")
+        return set(self._indices[index].get(value, ()))
+
     def index_values(self, index: str) -> Keys:
         return list(self._indices[index])
 

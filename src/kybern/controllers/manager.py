@@ -42,6 +42,7 @@ from kybern.controllers import (
     rootcacertpublisher,
     runtime,
     serviceaccounts,
+    servicelb,
     statefulset,
     tainteviction,
 )
@@ -76,6 +77,7 @@ CONTROLLERS: dict[str, Factory] = {
     "taint-eviction-controller": tainteviction.TaintEvictionController,
     "podgc": podgc.PodGCController,
     "root-ca-cert-publisher": rootcacertpublisher.RootCACertPublisher,
+    "service-lb-controller": servicelb.ServiceLBController,
 }
 
 

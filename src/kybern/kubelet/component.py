@@ -25,7 +25,7 @@ import yaml
 
 from kybern import client as kclient
 from kybern.kubelet import agent as agent_
-from kybern.kubelet import machine
+from kybern.kubelet import machine, network
 from kybern.runtime import registry
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,9 @@ class Options:
     pod_manifest_path: Path | None = None  # static pods
     cluster_dns: list[str] = field(default_factory=list)
     cluster_domain: str = "cluster.local"
+    pod_cidr: str = ""  # "" = the podCIDR the node IPAM controller assigns (oci runtime)
+    cluster_cidr: str = "10.42.0.0/16"  # pod traffic leaving it is masqueraded (oci runtime)
+    images_dir: Path | None = None  # the oci image store; None = <data_dir>/images
 
 
 def agent_config(options: Options) -> agent_.Config:
@@ -60,6 +63,7 @@ def agent_config(options: Options) -> agent_.Config:
         pod_manifest_path=options.pod_manifest_path,
         cluster_dns=list(options.cluster_dns),
         cluster_domain=options.cluster_domain,
+        pod_cidr=options.pod_cidr,
     )
 
 
@@ -74,10 +78,20 @@ async def run(
             root=options.data_dir / "runtime" / config.runtime_name,
             node_name=config.node_name,
             node_ip=config.node_ip,
+            extra={"images_dir": str(options.images_dir)} if options.images_dir else {},
         ),
     )
     agent = agent_.Agent(client, informers, runtime, config)
+    # imagePullSecrets are read from the agent's Secret cache
+    agent.sync.puller.secrets = lambda ns, name: agent.inputs.objects.get("Secret", ns, name)
     tasks = [asyncio.create_task(agent.run(), name="kubelet")]
+    pod_network = _pod_network(runtime, options, config)
+    if pod_network is not None:
+        tasks.append(
+            asyncio.create_task(
+                pod_network.run(client, runtime, agent.ready), name="kubelet-network"
+            )
+        )
     if options.client_ca is not None:
         tasks.append(asyncio.create_task(_serve(agent, options, config), name="kubelet-server"))
     try:
@@ -86,6 +100,23 @@ async def run(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _pod_network(
+    runtime: object, options: Options, config: agent_.Config
+) -> network.NodeNetwork | None:
+    """The oci runtime's CNI network (sandboxes wait for it); other runtimes have none."""
+    from kybern.runtime import oci
+
+    if not isinstance(runtime, oci.OciRuntime) or runtime.network is not None:
+        return None
+    pod_network = network.NodeNetwork(
+        node_name=config.node_name,
+        data_dir=options.data_dir / "network",
+        cluster_cidr=options.cluster_cidr,
+    )
+    runtime.network = pod_network
+    return pod_network
 
 
 async def _serve(agent: agent_.Agent, options: Options, config: agent_.Config) -> None:

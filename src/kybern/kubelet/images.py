@@ -5,6 +5,11 @@ time a container starts; ``IfNotPresent`` pulls when the runtime lacks the image
 fails with ErrImageNeverPull. A failed pull is ErrImagePull; further attempts wait out a
 backoff (10 s doubling to 5 min) and show ImagePullBackOff (``Back-off pulling image "x"``)
 meanwhile. Events: Pulling, Pulled, Failed, BackOff.
+
+Registry credentials come from the pod's ``imagePullSecrets`` (``kubernetes.io/dockerconfigjson``
+or ``dockercfg`` Secrets, read through :attr:`Puller.secrets`), matched to the image's registry
+host; a secret that cannot be read gets kubelet's ``FailedToRetrieveImagePullSecret`` warning
+and the pull goes on without it.
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ from kybern.client import clock as clock_
 from kybern.kubelet import backoff as backoff_
 from kybern.kubelet import status
 from kybern.runtime import cri
+from kybern.runtime.images import credentials, errors, reference
 
 Obj = dict[str, Any]
 Record = Callable[[Obj, str, str, str], None]
+SecretLookup = Callable[[str, str], Obj | None]  # (namespace, name) -> Secret, None if absent
 
 
 class PullWait(Exception):
@@ -46,6 +53,7 @@ class Puller:
         self.clock = clock
         self.backoff = backoff_.Backoff()
         self._failed_at: dict[str, float] = {}
+        self.secrets: SecretLookup | None = None  # set by the agent: imagePullSecrets
 
     async def ensure(self, pod: Obj, container: Obj) -> None:
         """Have the container's image, or raise :class:`PullWait`."""
@@ -76,7 +84,7 @@ class Puller:
         self.record(pod, "Normal", "Pulling", f'Pulling image "{image}"')
         started = self.clock.monotonic()
         try:
-            await self.runtime.pull_image(image)
+            await self.runtime.pull_image(image, self._auth(pod, image))
         except cri.RuntimeError_ as err:
             now = self.clock.now().timestamp()
             self._failed_at[key] = now
@@ -92,6 +100,37 @@ class Puller:
             "Pulled",
             f'Successfully pulled image "{image}" in {took} ({took} including waiting). '
             f"Image size: {found.size if found else 0} bytes.",
+        )
+
+    def _auth(self, pod: Obj, image: str) -> cri.AuthConfig | None:
+        """The pod's imagePullSecrets' credentials for the image's registry, if any."""
+        refs = (pod.get("spec") or {}).get("imagePullSecrets") or []
+        names = [str(r.get("name", "")) for r in refs if isinstance(r, dict) and r.get("name")]
+        if not names or self.secrets is None:
+            return None
+        namespace = str((pod.get("metadata") or {}).get("namespace", ""))
+        found = [(name, self.secrets(namespace, name)) for name in names]
+        missing = [name for name, secret in found if secret is None]
+        if missing:
+            self.record(
+                pod,
+                "Warning",
+                "FailedToRetrieveImagePullSecret",
+                f"Unable to retrieve some image pull secrets ({', '.join(missing)}); "
+                "attempting to pull the image may not succeed.",
+            )
+        try:
+            host = reference.parse(image).registry
+            creds = credentials.from_pull_secrets(s for _, s in found if s is not None).get(host)
+        except errors.ImageError:  # a malformed secret or name: the pull reports the image
+            return None
+        if creds is None:
+            return None
+        return cri.AuthConfig(
+            username=creds.username,
+            password=creds.password,
+            identity_token=creds.identity_token,
+            registry_token=creds.registry_token,
         )
 
     def forget(self, uid: str) -> None:

@@ -11,6 +11,7 @@ or exits non-zero with an error document ``{"code", "msg", "details"}``, which b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -143,7 +144,7 @@ async def run(
     )
     try:
         async with asyncio.timeout(TIMEOUT):
-            stdout, stderr = await proc.communicate(json.dumps(conf).encode())
+            stdout, stderr = await _communicate(proc, json.dumps(conf).encode())
     except TimeoutError:
         proc.kill()
         await proc.wait()
@@ -158,6 +159,22 @@ async def run(
     if not isinstance(result, dict):
         raise CNIError(plugin=plugin_type, command=call.command, code=6, msg="result not an object")
     return result
+
+
+async def _communicate(proc: asyncio.subprocess.Process, data: bytes) -> tuple[bytes, bytes]:
+    """``communicate`` that tolerates a plugin exiting without reading its stdin (VERSION):
+    under uvloop writing to the closed pipe raises RuntimeError rather than BrokenPipeError."""
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError, RuntimeError):
+        proc.stdin.write(data)
+        await proc.stdin.drain()
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError, RuntimeError):
+        proc.stdin.close()
+    stdout, stderr = await asyncio.gather(proc.stdout.read(), proc.stderr.read())
+    await proc.wait()
+    return stdout, stderr
 
 
 async def supported_versions(plugin_type: str, plugin_dirs: Sequence[Path]) -> list[str]:

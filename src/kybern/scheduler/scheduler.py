@@ -36,6 +36,7 @@ from kybern.scheduler import cache as cache_mod
 
 Obj = dict[str, Any]
 DEFAULT_SCHEDULER_NAME = "default-scheduler"
+MAX_BINDINGS_IN_FLIGHT = 64  # run() starts the next scheduling cycle while these bind
 NO_NODES = "no nodes available to schedule pods"
 log = logging.getLogger(__name__)
 
@@ -441,20 +442,43 @@ class Scheduler:
         (new pod, node, deletion) or the end of the earliest backoff, at most ``max_wait``
         (the 5-minute flush and assumed-pod expiry are checked then)."""
         self._wakeup = asyncio.Event()
-        while True:
-            if await self.run_once():
-                await asyncio.sleep(0)  # let informer callbacks in between cycles
-                continue
-            self._wakeup.clear()
-            wait = max_wait
-            ready = self.queue.next_ready()
-            if ready is not None:
-                wait = min(wait, max(ready - self.clock(), 0.0))
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
-            # cancellation that lands as the wait completes, and shutdown would hang.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await self._wakeup.wait()
+        binding: set[asyncio.Task[bool]] = set()
+        try:
+            while True:
+                if await self._cycle(binding):
+                    await asyncio.sleep(0)  # let informer callbacks in between cycles
+                    continue
+                self._wakeup.clear()
+                wait = max_wait
+                ready = self.queue.next_ready()
+                if ready is not None:
+                    wait = min(wait, max(ready - self.clock(), 0.0))
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+                # cancellation that lands as the wait completes, and shutdown would hang.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await self._wakeup.wait()
+        finally:
+            for task in binding:
+                task.cancel()
+            await asyncio.gather(*binding, return_exceptions=True)
+
+    async def _cycle(self, binding: set[asyncio.Task[bool]]) -> bool:
+        """run_once, with the binding cycle of a placed pod left running in the background
+        (as kube-scheduler does: the pod is assumed on its node meanwhile), so a slow
+        bind does not hold up the next pod; False when no pod was ready."""
+        outcome = self.schedule_one()
+        if outcome is None:
+            return False
+        if not outcome.node:
+            await self.complete(outcome)
+            return True
+        task = asyncio.create_task(self.complete(outcome), name=f"bind-{outcome.pod.key}")
+        binding.add(task)
+        task.add_done_callback(binding.discard)
+        if len(binding) >= MAX_BINDINGS_IN_FLIGHT:
+            await asyncio.wait(binding, return_when=asyncio.FIRST_COMPLETED)
+        return True
 
     def _wake(self) -> None:
         if self._wakeup is not None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from kybern import client as kclient
 from kybern.controllers import events
 from kybern.testing import fakeclient
 
@@ -59,3 +60,21 @@ async def test_failures_are_logged_not_raised() -> None:
 
     cluster.on("create", "events", refuse)
     await events.Recorder(cluster.client, "c").event(RS, events.NORMAL, "X", "y")
+
+
+async def test_a_burst_about_one_object_is_limited_then_refilled() -> None:
+    # client-go's EventSourceObjectSpamFilter: 25 at once per source + object, then one per
+    # 5 minutes.
+    cluster = fakeclient.FakeCluster()
+    clock = kclient.FakeClock()
+    recorder = events.Recorder(cluster.client, "c", clock=clock)
+    for i in range(30):
+        await recorder.event(RS, events.NORMAL, "SuccessfulCreate", f"Created pod: p{i}")
+    assert len(cluster.writes()) == events.SPAM_BURST
+    assert recorder.dropped == 5
+    other = {**RS, "metadata": {**RS["metadata"], "name": "db", "uid": "v"}}
+    await recorder.event(other, events.NORMAL, "SuccessfulCreate", "Created pod: q")
+    assert len(cluster.writes()) == events.SPAM_BURST + 1  # another object: its own bucket
+    clock.advance(300)
+    await recorder.event(RS, events.NORMAL, "SuccessfulCreate", "Created pod: late")
+    assert len(cluster.writes()) == events.SPAM_BURST + 2

@@ -176,6 +176,12 @@ def _ip_families(spec: Obj) -> None:
         spec["ipFamilyPolicy"] = policy
     if not families:
         spec["ipFamilies"] = [_family_of(spec.get("clusterIP"))]
+    headless_selectorless = spec.get("clusterIP") == "None" and not spec.get("selector")
+    families = spec["ipFamilies"]
+    single = spec["ipFamilyPolicy"] == "SingleStack"
+    if headless_selectorless and not single and isinstance(families, list) and len(families) == 1:
+        # Kubernetes lets these span both families even on a single-stack cluster.
+        spec["ipFamilies"] = [*families, "IPv6" if families[0] == "IPv4" else "IPv4"]
 
 
 def _family_of(cluster_ip: object) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import dataclasses
 import json
 import os
 import platform
@@ -86,7 +87,14 @@ class ImageStore:
                 record = self.record(top)
             except errors.ImageError:
                 continue  # an index whose platform manifest was never pulled
-            by_id.setdefault(record.id, record)
+            seen = by_id.get(record.id)
+            if seen is not None:  # one image under two manifests (e.g. loaded from an archive)
+                record = dataclasses.replace(
+                    seen,
+                    references=tuple(sorted({*seen.references, *record.references})),
+                    repo_digests=tuple(sorted({*seen.repo_digests, *record.repo_digests})),
+                )
+            by_id[record.id] = record
         return sorted(by_id.values(), key=lambda r: (r.references, r.id))
 
     async def remove(self, reference_: str) -> None:

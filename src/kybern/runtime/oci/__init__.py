@@ -13,15 +13,17 @@ import functools
 import os
 import shutil
 import sys
+from pathlib import Path
 
 from kybern.runtime import registry
 from kybern.runtime.images import model
 from kybern.runtime.oci.runtime import OciRuntime, PodNetwork
 
-# Whether ``usable()`` may make oci the default runtime as root. Off until the agent wires the
-# pod network (CNI needs the node's podCIDR) and images are pullable in the test environment:
-# until then ``--runtime oci`` is opt-in and root runs keep the process runtime.
-DEFAULT_WHEN_USABLE = False
+# Whether ``usable()`` may make oci the default runtime as root. On: the agent waits for the
+# node's podCIDR and wires the CNI network in (kybern.kubelet.network), so as root with a
+# working runc/crun ``kybern server`` and ``kybern agent`` run real containers by default;
+# ``--runtime process`` keeps host processes.
+DEFAULT_WHEN_USABLE = True
 
 
 def create(options: registry.Options) -> OciRuntime:
@@ -29,12 +31,15 @@ def create(options: registry.Options) -> OciRuntime:
 
 
 def _default_images(options: registry.Options) -> model.ImageService | None:
-    """The host's image store (``<data-dir>/images``; ``options.root`` is
-    ``<data-dir>/runtime/oci``)."""
+    """The host's image store: ``extra["images_dir"]`` (``kybern server`` gives its
+    ``<data-dir>/images``, the store ``kybern image --data-dir`` works on), else
+    ``<agent data-dir>/images`` (``options.root`` is ``<agent data-dir>/runtime/oci``)."""
     try:
         from kybern.runtime.images import store
     except ImportError:
         return None
+    if options.extra.get("images_dir"):
+        return store.ImageStore(Path(options.extra["images_dir"]))
     return store.ImageStore(store.default_root(options.root.parent.parent))
 
 

@@ -304,7 +304,12 @@ class ProcessRuntime:
             labels=dict(record.labels),
             annotations=dict(record.annotations),
         )
-        return layout.container_status(base, status, running=self._running(status))
+        running = self._running(status)
+        if not running and "finished_at" not in status:
+            # the monitor may have recorded the exit and left between our read and the
+            # liveness check: read again before calling the container lost
+            status = layout.read_status(self.paths.container(record.id) / "status")
+        return layout.container_status(base, status, running=running)
 
     async def list_containers(self, sandbox_id: str | None = None) -> list[cri.ContainerStatus]:
         return [
