@@ -524,8 +524,8 @@ def render(results: dict[str, Any], *, plan: Plan, command: str, machine: str) -
     ]
     rss += [
         {
-            "agent state": "(reference) a fresh interpreter after `import kybern.cli.main`, "
-            "what `kybern agent` loads before it starts",
+            "agent state": "(reference) a fresh interpreter after `import kybern.cli.main` "
+            "(the command line; its subcommands import their components when run)",
             "agent RSS MiB": _report.mib(results["import_cli"]),
             "target": "",
         },
@@ -564,7 +564,8 @@ def render(results: dict[str, Any], *, plan: Plan, command: str, machine: str) -
             f"Machine: {machine}  ",
             "Setup: `kybern server --disable-agent` (sqlite, full control plane) and a "
             "`kybern agent --runtime process --proxy-mode none` subprocess (the kubelet alone) "
-            "joined with the admin kubeconfig, all on 127.0.0.1. Pods: one container `{shlex.join(COMMAND)}`, `spec.nodeName` set at "
+            "joined with the admin kubeconfig, all on 127.0.0.1. "
+            f"Pods: one container `{shlex.join(COMMAND)}`, `spec.nodeName` set at "
             "creation (the scheduler is not measured).  ",
             "Pod startup latency: from sending the create request (the client's clock stands "
             "for `creationTimestamp`, which has one-second resolution) to the arrival on a pod "

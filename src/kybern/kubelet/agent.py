@@ -450,6 +450,12 @@ class Agent:
 
     def _pod(self, namespace: str, name: str, uid: str = "") -> Obj | None:
         pod = self.pods.store.get_by_name(name, namespace)
+        if pod is not None and mirrors.mirror_of(pod) in self.static:
+            # a mirror: what runs is the static pod, under its own uid
+            static_uid = mirrors.mirror_of(pod)
+            if uid == cc.meta(pod).get("uid"):
+                uid = static_uid
+            pod = self.static[static_uid]
         if pod is None:
             pod = next(
                 (
