@@ -64,6 +64,7 @@ import _report
 from _report import ms, percentile, progress, table
 
 from kybern.testing import server_process
+from kybern.testing.agentprocess import monitors
 
 HEADING = "## Node agent (process runtime)"
 NODE = "bench-agent"
@@ -112,21 +113,6 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
-
-
-def monitors(data_dir: Path) -> list[int]:
-    """The runtime's per-container monitor processes under data_dir."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            if any(b"monitor.py" in arg for arg in cmdline) and any(
-                arg.startswith(str(data_dir).encode()) for arg in cmdline
-            ):
-                found.append(int(entry.name))
-    return found
 
 
 def memory(pid: int) -> tuple[int, int, int]:

@@ -1,6 +1,7 @@
 """Helpers of the process-runtime end-to-end tests (test_process_runtime_e2e.py,
-test_process_agent_outages.py): manifests of process pods, kubectl shorthands, and cleanup of
-what the process runtime leaves running.
+test_process_agent_outages.py, test_services_process.py): manifests of process pods, kubectl
+shorthands, and cleanup of what the process runtime leaves running (the shorthands every
+end-to-end test shares are in tests/support/e2e.py).
 
 Process pods outlive the agent on purpose (the runtime's per-container monitors detach), so
 a test's teardown deletes its pods through the API and then :func:`reap` kills by pid whatever
@@ -10,7 +11,6 @@ a monitor under the test's data directory still runs: a failed test leaves nothi
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import select
 import signal
@@ -19,7 +19,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from kybern.testing.agentprocess import monitors
 from tests.support import kubectl as kubectl_
+from tests.support.e2e import get
 
 Obj = dict[str, Any]
 PY = "python3"  # on PATH on every supported host: the process runtime runs it as is
@@ -45,49 +47,12 @@ def reap(data_dir: Path) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def monitors(data_dir: Path) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            if any(b"monitor.py" in arg for arg in cmdline) and any(
-                arg.startswith(str(data_dir).encode()) for arg in cmdline
-            ):
-                found.append(int(entry.name))
-    return found
-
-
 def children(pid: int) -> list[int]:
     pids: list[int] = []
     with contextlib.suppress(OSError):
         for task in Path(f"/proc/{pid}/task").iterdir():
             pids += [int(p) for p in (task / "children").read_text().split()]
     return pids
-
-
-def alive(pid: int) -> bool:
-    """Running and not a zombie."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return False
-    return fields[0] != "Z"
-
-
-def ready_nodes(kubectl: kubectl_.Kubectl) -> list[str]:
-    out = kubectl("get", "nodes", "--no-headers", check=False).out
-    return [line.split()[0] for line in out.splitlines() if line.split()[1:2] == ["Ready"]]
-
-
-def apply(kubectl: kubectl_.Kubectl, ns: str, *objects: Obj) -> None:
-    document = {"apiVersion": "v1", "kind": "List", "items": list(objects)}
-    kubectl("apply", "-n", ns, "-f", "-", stdin=json.dumps(document))
-
-
-def get(kubectl: kubectl_.Kubectl, ns: str, what: str) -> Obj:
-    return dict(json.loads(kubectl("get", "-n", ns, what, "-o", "json").out))
 
 
 def pod(name: str, *containers: Obj, **spec: Any) -> Obj:

@@ -23,13 +23,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,19 +38,13 @@ import pytest
 from kybern.testing import images as test_images
 from kybern.testing import registry as test_registry
 from kybern.testing import server_process
-from tests.support import cluster
+from kybern.testing.agentprocess import AgentProcess
+from tests.support import cluster, e2e
 from tests.support import kubectl as kubectl_
+from tests.support.e2e import alive, apply, get, ready_nodes
 
 pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="real containers (runc, cgroups, CNI) need root"),
-    pytest.mark.skipif(
-        shutil.which("runc") is None and shutil.which("crun") is None,
-        reason="needs runc or crun",
-    ),
-    pytest.mark.skipif(
-        not Path("/bin/busybox").exists() or not Path("/usr/lib/cni/bridge").exists(),
-        reason="needs busybox-static and containernetworking-plugins",
-    ),
+    *e2e.NEEDS_OCI,
     pytest.mark.timeout(90),
 ]
 Obj = dict[str, Any]
@@ -125,24 +117,17 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         "--disable-dns",  # it binds the node IP's port 53: one per host, and not under test
         api_only=False,
     )
-    run = kubectl_.Kubectl(proc.kubeconfig)
-    try:
+    with e2e.serving(proc, lambda: reap(data)) as run:
         cluster.wait_until(lambda: ready_nodes(run), timeout=20, what="the node Ready")
         yield Node(data, proc, run, before)
         delete_everything(run)
         wait_sandboxes_gone(data / "agent")
-    finally:
-        proc.stop()
-        reap(data)
-    assert "Traceback" not in proc.logs(), proc.logs()
 
 
 @pytest.fixture
 def ns(node: Node) -> Iterator[str]:
-    name = f"o-{uuid.uuid4().hex[:8]}"
-    node.kubectl("create", "namespace", name)
-    yield name
-    delete_everything(node.kubectl, name)
+    with e2e.namespace(node.kubectl, "o", delete_everything) as name:
+        yield name
 
 
 def delete_everything(kubectl: kubectl_.Kubectl, namespace: str = "") -> None:
@@ -209,20 +194,6 @@ def wait_sandboxes_gone(agent_dir: Path) -> None:
 
 
 # -- small helpers -------------------------------------------------------------------------
-
-
-def ready_nodes(kubectl: kubectl_.Kubectl) -> list[str]:
-    out = kubectl("get", "nodes", "--no-headers", check=False).out
-    return [line.split()[0] for line in out.splitlines() if line.split()[1:2] == ["Ready"]]
-
-
-def apply(kubectl: kubectl_.Kubectl, ns: str, *objects: Obj) -> None:
-    document = {"apiVersion": "v1", "kind": "List", "items": list(objects)}
-    kubectl("apply", "-n", ns, "-f", "-", stdin=json.dumps(document))
-
-
-def get(kubectl: kubectl_.Kubectl, ns: str, what: str) -> Obj:
-    return dict(json.loads(kubectl("get", "-n", ns, what, "-o", "json").out))
 
 
 def pod(name: str, *containers: Obj, **spec: Any) -> Obj:
@@ -496,33 +467,11 @@ class Split:
     data: Path
     server: server_process.ServerProcess
     kubectl: kubectl_.Kubectl
-    args: list[str]
-    agent: subprocess.Popen[bytes] | None = None
+    agent: AgentProcess
 
     @property
     def agent_dir(self) -> Path:
         return self.data / "agent"
-
-    def start_agent(self) -> None:
-        with open(self.data / "agent.log", "ab") as log:
-            self.agent = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT)
-
-    def kill_agent(self) -> None:
-        if self.agent is not None and self.agent.poll() is None:
-            self.agent.send_signal(signal.SIGKILL)
-            self.agent.wait(10)
-
-    def stop_agent(self) -> None:
-        if self.agent is not None and self.agent.poll() is None:
-            self.agent.terminate()
-            try:
-                self.agent.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill_agent()
-
-    def agent_log(self) -> str:
-        path = self.data / "agent.log"
-        return path.read_text(errors="replace") if path.exists() else ""
 
 
 @pytest.fixture(scope="class")
@@ -538,8 +487,9 @@ def split(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Split]:
         "--node-name", "oci-node",
         "--kubelet-port", str(server_process.free_port()),
     ]  # fmt: skip
-    split = Split(data, server, kubectl_.Kubectl(server.kubeconfig), args)
-    split.start_agent()
+    agent = AgentProcess(args, data / "agent.log")
+    split = Split(data, server, kubectl_.Kubectl(server.kubeconfig), agent)
+    split.agent.start()
     try:
         cluster.wait_until(
             lambda: ready_nodes(split.kubectl) == ["oci-node"], timeout=20, what="agent Ready"
@@ -548,10 +498,10 @@ def split(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Split]:
         delete_everything(split.kubectl)
         wait_sandboxes_gone(split.agent_dir)
     finally:
-        split.stop_agent()
+        split.agent.stop()
         server.stop()
         reap(data)
-    assert "Traceback" not in split.agent_log(), split.agent_log()
+    assert "Traceback" not in split.agent.log(), split.agent.log()
 
 
 def container_pids(agent_dir: Path) -> dict[str, int]:
@@ -562,14 +512,6 @@ def container_pids(agent_dir: Path) -> dict[str, int]:
         if pid.isdigit():
             out[status.parent.name] = int(pid)
     return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return False
-    return fields[0] != "Z"
 
 
 class TestAgentRestart:
@@ -592,12 +534,12 @@ class TestAgentRestart:
         before, pids = snapshot(), container_pids(split.agent_dir)
         assert len(before) == 3
         assert len(pids) == 3
-        split.kill_agent()
+        split.agent.kill()
         assert all(alive(pid) for pid in pids.values())  # the containers outlive the agent
-        split.start_agent()
+        split.agent.start()
         # the restarted agent heartbeats again and reports the same containers
         cluster.wait_until(
-            lambda: split.agent_log().count("kubelet ready") >= 2,
+            lambda: split.agent.log().count("kubelet ready") >= 2,
             timeout=20,
             what="the agent back",
         )

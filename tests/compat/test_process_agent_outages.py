@@ -7,8 +7,6 @@ running. Everything on 127.0.0.1; see processpods.py for the cleanup.
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -19,14 +17,11 @@ from pathlib import Path
 import pytest
 
 from kybern.testing import server_process
+from kybern.testing.agentprocess import AgentProcess
 from tests.compat.processpods import (
     Obj,
-    alive,
-    apply,
     delete_everything,
-    get,
     pod,
-    ready_nodes,
     reap,
     sh,
     status_of,
@@ -34,6 +29,7 @@ from tests.compat.processpods import (
 )
 from tests.support import cluster
 from tests.support import kubectl as kubectl_
+from tests.support.e2e import alive, apply, get, ready_nodes
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -43,29 +39,7 @@ class Split:
     server: server_process.ServerProcess
     kubectl: kubectl_.Kubectl
     data: Path
-    agent_args: list[str]
-    agent: subprocess.Popen[bytes] | None = None
-
-    def start_agent(self) -> None:
-        with open(self.data / "agent.log", "ab") as log:
-            self.agent = subprocess.Popen(self.agent_args, stdout=log, stderr=subprocess.STDOUT)
-
-    def kill_agent(self) -> None:
-        if self.agent is not None and self.agent.poll() is None:
-            self.agent.send_signal(signal.SIGKILL)
-            self.agent.wait(10)
-
-    def stop_agent(self) -> None:
-        if self.agent is not None and self.agent.poll() is None:
-            self.agent.terminate()
-            try:
-                self.agent.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill_agent()
-
-    def agent_log(self) -> str:
-        path = self.data / "agent.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+    agent: AgentProcess
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +57,9 @@ def split(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Split]:
         "--kubelet-port", str(server_process.free_port()),
         "--proxy-mode", "none",
     ]  # fmt: skip
-    split = Split(server, kubectl_.Kubectl(server.kubeconfig), data, args)
-    split.start_agent()
+    agent = AgentProcess(args, data / "agent.log")
+    split = Split(server, kubectl_.Kubectl(server.kubeconfig), data, agent)
+    split.agent.start()
     try:
         cluster.wait_until(
             lambda: ready_nodes(split.kubectl) == ["agent-node"], timeout=20, what="agent Ready"
@@ -93,10 +68,10 @@ def split(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Split]:
         if split.server.process is not None and split.server.process.poll() is None:
             delete_everything(split.kubectl)
     finally:
-        split.stop_agent()
+        split.agent.stop()
         server.stop()
         reap(data)
-    assert "Traceback" not in split.agent_log(), split.agent_log()
+    assert "Traceback" not in split.agent.log(), split.agent.log()
     assert "Traceback" not in server.logs(), server.logs()
 
 
@@ -120,11 +95,11 @@ def test_agent_killed_and_restarted_adopts_its_pods(split: Split, split_ns: str)
     wait_ready(split.kubectl, split_ns, "keep")
     before = status_of(split.kubectl, split_ns, "keep")
     pid = int(cluster.wait_until(lambda: marker.exists() and marker.read_text().strip()))
-    split.kill_agent()
+    split.agent.kill()
     assert alive(pid)
-    split.start_agent()
+    split.agent.start()
     cluster.wait_until(
-        lambda: split.agent_log().count("kubelet ready") >= 2, timeout=20, what="agent ready"
+        lambda: split.agent.log().count("kubelet ready") >= 2, timeout=20, what="agent ready"
     )
     # the adopted pod stays as it was over a few PLEG relists (1 s apart) of the new agent
     stable_until = time.monotonic() + 3
@@ -157,8 +132,8 @@ def test_api_server_down_for_60s_leaves_pods_running(split: Split, split_ns: str
     # 60 s without the API server (as the issue asks), checking all along that nothing dies
     while time.monotonic() - down_since < 60:
         assert alive(pid), "the pod's process died while the API server was down"
-        assert split.agent is not None
-        assert split.agent.poll() is None, "the agent exited while the API server was down"
+        assert split.agent.proc is not None
+        assert split.agent.proc.poll() is None, "the agent exited while the API server was down"
         time.sleep(1)
     split.server.start(timeout=30)  # same data dir, same port
     after = cluster.wait_until(

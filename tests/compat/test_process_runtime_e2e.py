@@ -22,7 +22,6 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,15 +33,11 @@ from tests.compat.processpods import (
     NO_SERVICES,
     PY,
     Obj,
-    alive,
-    apply,
     container,
     delete_everything,
-    get,
     http_get,
     pod,
     read_some,
-    ready_nodes,
     reap,
     sh,
     status_of,
@@ -50,8 +45,9 @@ from tests.compat.processpods import (
     waitpid_for,
     web_server,
 )
-from tests.support import cluster
+from tests.support import cluster, e2e
 from tests.support import kubectl as kubectl_
+from tests.support.e2e import alive, apply, get, ready_nodes
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -89,25 +85,18 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         *NO_SERVICES,
         api_only=False,
     )
-    run = kubectl_.Kubectl(proc.kubeconfig)
-    try:
+    with e2e.serving(proc, lambda: reap(data)) as run:
         cluster.wait_until(lambda: ready_nodes(run), timeout=20, what="the node Ready")
         yield Node(proc, run, manifests, scratch)
         for item in manifests.iterdir():  # static pods stop when their file goes
             item.unlink()
         delete_everything(run)
-    finally:
-        proc.stop()
-        reap(data)
-    assert "Traceback" not in proc.logs(), proc.logs()
 
 
 @pytest.fixture
 def ns(node: Node) -> Iterator[str]:
-    name = f"p-{uuid.uuid4().hex[:8]}"
-    node.kubectl("create", "namespace", name)
-    yield name
-    delete_everything(node.kubectl, name)
+    with e2e.namespace(node.kubectl, "p", delete_everything) as name:
+        yield name
 
 
 # -- workloads -----------------------------------------------------------------------------

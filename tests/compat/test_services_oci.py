@@ -24,7 +24,6 @@ import signal
 import socket
 import subprocess
 import urllib.request
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,19 +35,11 @@ import pytest
 
 from kybern.testing import images as test_images
 from kybern.testing import server_process
-from tests.support import cluster
+from tests.support import cluster, e2e
 from tests.support import kubectl as kubectl_
 
 pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="real containers (runc, cgroups, CNI) need root"),
-    pytest.mark.skipif(
-        shutil.which("runc") is None and shutil.which("crun") is None,
-        reason="needs runc or crun",
-    ),
-    pytest.mark.skipif(
-        not Path("/bin/busybox").exists() or not Path("/usr/lib/cni/bridge").exists(),
-        reason="needs busybox-static and containernetworking-plugins",
-    ),
+    *e2e.NEEDS_OCI,
     pytest.mark.skipif(
         shutil.which("nft") is None and shutil.which("iptables-restore") is None,
         reason="needs nft or iptables-restore for the kernel service proxy",
@@ -87,8 +78,12 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         str(dns_port),
         api_only=False,
     )
-    run = kubectl_.Kubectl(proc.kubeconfig)
-    try:
+
+    def cleanup() -> None:
+        reap(data)
+        remove_proxy_rules()
+
+    with e2e.serving(proc, cleanup) as run:
         ip = cluster.wait_until(lambda: node_ip(run), timeout=20, what="the node Ready")
         yield Node(data, proc, run, ip, dns_port)
         run("delete", "deployments,pods", "--all", "--all-namespaces", "--wait=true", check=False)
@@ -97,19 +92,12 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
             timeout=20,
             what="sandboxes removed",
         )
-    finally:
-        proc.stop()
-        reap(data)
-        remove_proxy_rules()
-    assert "Traceback" not in proc.logs(), proc.logs()
 
 
 @pytest.fixture
 def ns(node: Node) -> Iterator[str]:
-    name = f"s-{uuid.uuid4().hex[:8]}"
-    node.kubectl("create", "namespace", name)
-    yield name
-    node.kubectl("delete", "deployments,pods", "--all", "-n", name, "--wait=true", check=False)
+    with e2e.namespace(node.kubectl, "s", e2e.delete_workloads) as name:
+        yield name
 
 
 def node_ip(kubectl: kubectl_.Kubectl) -> str:

@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,7 +29,8 @@ import dnslib
 import pytest
 
 from kybern.testing import server_process
-from tests.support import cluster
+from tests.compat.processpods import reap
+from tests.support import cluster, e2e
 from tests.support import kubectl as kubectl_
 
 pytestmark = pytest.mark.timeout(120)
@@ -66,45 +64,20 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         str(dns_port),
         api_only=False,
     )
-    run = kubectl_.Kubectl(proc.kubeconfig)
-    try:
+    with e2e.serving(proc, lambda: reap(data)) as run:
         cluster.wait_until(lambda: node_ready(run), timeout=20, what="the node Ready")
         yield Node(proc, run, data, dns_port)
-    finally:
-        proc.stop()
-        reap(data)
-    assert "Traceback" not in proc.logs(), proc.logs()
 
 
 @pytest.fixture
 def ns(node: Node) -> Iterator[str]:
-    name = f"svc-{uuid.uuid4().hex[:8]}"
-    node.kubectl("create", "namespace", name)
-    yield name
-    node.kubectl("delete", "deployments,pods", "--all", "-n", name, "--wait=true", check=False)
+    with e2e.namespace(node.kubectl, "svc", e2e.delete_workloads) as name:
+        yield name
 
 
 def node_ready(kubectl: kubectl_.Kubectl) -> bool:
     out = kubectl("get", "nodes", "--no-headers", check=False).out
     return any(line.split()[1:2] == ["Ready"] for line in out.splitlines())
-
-
-def reap(data_dir: Path) -> None:
-    """SIGKILL the process groups of pods still running under data_dir (a failed test)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            if any(b"monitor.py" in a for a in cmdline) and any(
-                a.startswith(str(data_dir).encode()) for a in cmdline
-            ):
-                for task in Path(f"/proc/{entry.name}/task").iterdir():
-                    for child in (task / "children").read_text().split():
-                        with contextlib.suppress(ProcessLookupError, PermissionError):
-                            os.killpg(int(child), signal.SIGKILL)
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(entry.name), signal.SIGKILL)
 
 
 def apply(kubectl: kubectl_.Kubectl, ns: str, *objects: Obj) -> None:
