@@ -8,6 +8,8 @@ its own ``## ...`` section of bench/RESULTS.md (other sections are kept):
 - bench_kubectl.py -> "## kubectl wall time" (the real kubectl's apply and get against a server)
 - bench_agent.py   -> "## Node agent (process runtime)" (pod startup latency, agent RSS, node
   Ready after `kybern server` start)
+- bench_oci.py     -> "## Real containers (oci runtime)" (pod startup with runc and CNI against
+  bare runc + CNI, 100 pods at once; root only)
 - bench_dns.py     -> "## Cluster DNS" (queries/s and p99 latency: service names, cached forwarded names)
 - bench_proxy.py   -> "## Service proxy" (rule sync time at 1,000 and 10,000 services)
 - bench_scale.py   -> "## Scale ..." (10,000-replica Deployment on 1,000 simulated nodes;
@@ -52,6 +54,7 @@ BENCHMARKS = (
     ),
     Benchmark("kubectl", "bench_kubectl.py", ("--write",), ()),
     Benchmark("agent", "bench_agent.py", ("--write",), ("--quick",)),
+    Benchmark("oci", "bench_oci.py", ("--write",), ("--quick",)),  # root and runc
     Benchmark("dns", "bench_dns.py", ("--write",), ("--quick",)),
     Benchmark(
         "proxy",
@@ -65,6 +68,7 @@ BENCHMARKS = (
         ("--write",),
         ("--only", "deployment", "--nodes", "100", "--replicas", "1000"),
     ),
+    Benchmark("service-path", "bench_service_throughput.py", ("--write",), ("--quick",)),
 )
 
 

