@@ -38,6 +38,9 @@ from kybern.proxy import rules
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 2.0
+# bytes per read and per stream buffer (reading pauses at twice this per connection): bulk
+# copies cost Python time per chunk, so chunks are big
+STREAM_LIMIT = 1 << 18
 UDP_IDLE_TIMEOUT = 30.0
 IP_FREEBIND = 15  # <linux/in.h>; socket.IP_FREEBIND is missing on some Pythons
 
@@ -175,7 +178,7 @@ class UserspaceBackend:
             loop = asyncio.get_running_loop()
             if addr[2] == "TCP":
                 listener.server = await asyncio.start_server(
-                    lambda r, w: _serve_tcp(listener, r, w), sock=sock
+                    lambda r, w: _serve_tcp(listener, r, w), sock=sock, limit=STREAM_LIMIT
                 )
             else:
                 transport, _ = await loop.create_datagram_endpoint(
@@ -248,7 +251,7 @@ async def _connect(
     for ep in balancer.candidates(client):
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
-                conn = await asyncio.open_connection(ep.ip, ep.port)
+                conn = await asyncio.open_connection(ep.ip, ep.port, limit=STREAM_LIMIT)
         except (OSError, TimeoutError) as exc:
             log.debug("userspace proxy: endpoint %s failed: %s, trying the next", ep.address, exc)
             continue
@@ -259,7 +262,7 @@ async def _connect(
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     with contextlib.suppress(OSError):
-        while data := await reader.read(65536):
+        while data := await reader.read(STREAM_LIMIT):
             writer.write(data)
             await writer.drain()
         if writer.can_write_eof():
