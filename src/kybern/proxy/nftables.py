@@ -29,7 +29,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from kybern.proxy import backend, rules
+from kybern.proxy import backend, libnft, rules
 
 TABLE = "kybern"
 FAMILY = "ip"
@@ -264,9 +264,21 @@ class NftablesBackend(backend.TransactionalBackend):
     name = "nftables"
 
     def __init__(self, *, netns: str | None = None, runner: backend.Runner | None = None) -> None:
+        """Rules are applied through libnftables in this process when it loads (much faster
+        at scale, see :mod:`kybern.proxy.libnft`), else by running ``nft -f -``."""
         argv = backend.in_netns(netns, ["nft", "-f", "-"])
+        self._context: libnft.Context | None = None
+        if runner is None and libnft.available():
+            self._context = libnft.Context(netns=netns)
+            runner = self._context.runner
         super().__init__(Renderer(), argv, runner=runner or backend.run_command)
 
     async def cleanup(self) -> None:
         self.applied = None
         await self.runner(self.argv, f"add table {_T}\ndelete table {_T}\n")
+
+    async def close(self) -> None:
+        """Leave the rules in place (see :class:`backend.TransactionalBackend`)."""
+        if self._context is not None:
+            await self._context.close()
+            self._context = None
