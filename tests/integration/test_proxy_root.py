@@ -171,7 +171,9 @@ def _wait_http(ns: str, url: str) -> None:
         assert time.monotonic() < deadline, f"{url} never answered"
 
 
-def ruleset(net: Net, *, affinity: bool = False, present: bool = True) -> rules.RuleSet:
+def ruleset(
+    net: Net, *, affinity: bool = False, present: bool = True, ready: bool = True
+) -> rules.RuleSet:
     spec = {
         "type": "NodePort",
         "clusterIP": VIP,
@@ -182,7 +184,7 @@ def ruleset(net: Net, *, affinity: bool = False, present: bool = True) -> rules.
         spec["sessionAffinity"] = "ClientIP"
     svc = {"metadata": {"namespace": "default", "name": "web"}, "spec": spec}
     eps = [
-        {"addresses": [ip], "conditions": {"ready": True}, "nodeName": "n1"}
+        {"addresses": [ip], "conditions": {"ready": ready}, "nodeName": "n1"}
         for ip in net.backend_ips()
     ]
     slice_ = {
@@ -219,6 +221,21 @@ def check_balance(net: Net) -> None:
     hairpin = fetch(net.backends[0], f"http://{VIP}/", 30)
     assert set(hairpin) <= expected, hairpin
     assert hairpin["backend-0"] > 0, hairpin
+
+
+CONNECT = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], 80), timeout=3).close()
+    print("connected")
+except OSError as exc:
+    print(type(exc).__name__)
+"""
+
+
+def connect_error(ns: str) -> str:
+    """How a TCP connect to the VIP from ``ns`` ends (a timeout shows as "TimeoutError")."""
+    return sh("ip", "netns", "exec", ns, sys.executable, "-c", CONNECT, VIP).stdout.strip()
 
 
 def check_affinity(net: Net) -> None:
@@ -275,6 +292,11 @@ async def test_service_vip_balances_sticks_and_goes_away(net: Net, mode: str) ->
 
     assert await backend.sync(ruleset(net, affinity=True)) == "partial"
     check_affinity(net)
+
+    # No ready endpoint: a new connection is refused at once, from the node and from a pod.
+    assert await backend.sync(ruleset(net, ready=False)) == "partial"
+    for ns in (net.node, net.pod):
+        assert connect_error(ns) == "ConnectionRefusedError"
 
     assert await backend.sync(ruleset(net, present=False)) == "partial"
     gone = fetch(net.node, f"http://{VIP}/", 2)

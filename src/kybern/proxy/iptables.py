@@ -37,14 +37,18 @@ MARK_MASQ, NO_ENDPOINTS = "KYBERN-MARK-MASQ", "KYBERN-NO-ENDPOINTS"
 MASQ_MARK = "0x4000"
 LOCAL = "-m addrtype --dst-type LOCAL"
 
-# (table, built-in chain, kybern chain, insert first?)
+# The reject only matters for a connection's first packet: established traffic skips the
+# chain with one conntrack match (kube-proxy guards its filter chains the same way).
+NEW_ONLY = "-m conntrack --ctstate NEW "
+
+# (table, built-in chain, matches, kybern chain)
 JUMPS = (
-    ("nat", "PREROUTING", SERVICES),
-    ("nat", "OUTPUT", SERVICES),
-    ("nat", "POSTROUTING", POSTROUTING),
-    ("filter", "INPUT", NO_ENDPOINTS),
-    ("filter", "FORWARD", NO_ENDPOINTS),
-    ("filter", "OUTPUT", NO_ENDPOINTS),
+    ("nat", "PREROUTING", "", SERVICES),
+    ("nat", "OUTPUT", "", SERVICES),
+    ("nat", "POSTROUTING", "", POSTROUTING),
+    ("filter", "INPUT", NEW_ONLY, NO_ENDPOINTS),
+    ("filter", "FORWARD", NEW_ONLY, NO_ENDPOINTS),
+    ("filter", "OUTPUT", NEW_ONLY, NO_ENDPOINTS),
 )
 
 
@@ -86,7 +90,7 @@ def objects(sp: rules.ServicePort, ruleset: rules.RuleSet) -> Objects:
         out.chains[svc_chain(sp)] = (*masq, *_choose(sp, sp.endpoints))
     for vip in sp.cluster_ips:
         rule = f"-d {vip}/32 {match} --dport {sp.port} {comment}"
-        _dispatch(out, rule, svc_chain(sp), bool(sp.endpoints))
+        _dispatch(out, rule, svc_chain(sp), bool(sp.endpoints), proto)
     if not sp.has_external:
         return out
     if sp.external_endpoints:
@@ -97,24 +101,31 @@ def objects(sp: rules.ServicePort, ruleset: rules.RuleSet) -> Objects:
         )
     has_ext = bool(sp.external_endpoints)
     for ip in (*sp.load_balancer_ips, *sp.external_ips):
-        _dispatch(out, f"-d {ip}/32 {match} --dport {sp.port} {comment}", ext_chain(sp), has_ext)
+        rule = f"-d {ip}/32 {match} --dport {sp.port} {comment}"
+        _dispatch(out, rule, ext_chain(sp), has_ext, proto)
     if sp.node_port:
         rule = f"{match} --dport {sp.node_port} {comment}"
         if has_ext:
             out.nodeports.append(f"{rule} -j {ext_chain(sp)}")
         else:
             out.rejects.extend(
-                f"{m.removesuffix(' -j ' + NODEPORTS)} {rule} -j REJECT"
+                f"{m.removesuffix(' -j ' + NODEPORTS)} {rule} {_reject(proto)}"
                 for m in _to_nodeports(ruleset)
             )
     return out
 
 
-def _dispatch(out: Objects, rule: str, chain: str, has_endpoints: bool) -> None:
+def _dispatch(out: Objects, rule: str, chain: str, has_endpoints: bool, proto: str) -> None:
     if has_endpoints:
         out.services.append(f"{rule} -j {chain}")
     else:
-        out.rejects.append(f"{rule} -j REJECT")
+        out.rejects.append(f"{rule} {_reject(proto)}")
+
+
+def _reject(proto: str) -> str:
+    """A TCP reset for TCP: the ICMP error of a plain REJECT is not sent for a pod's packet
+    routed through a bridge with br_netfilter on (measured: the client timed out)."""
+    return "-j REJECT --reject-with tcp-reset" if proto == "tcp" else "-j REJECT"
 
 
 def _sep_rules(
@@ -225,8 +236,8 @@ def jump_script(*, remove: bool = False) -> str:
     """Shell commands adding (once, first in the chain) or removing the jumps from the
     built-in chains."""
     lines = []
-    for table, builtin, chain in JUMPS:
-        rule = f"-m comment --comment kybern -j {chain}"
+    for table, builtin, matches, chain in JUMPS:
+        rule = f"{matches}-m comment --comment kybern -j {chain}"
         check = f"iptables -w -t {table} -C {builtin} {rule}"
         if remove:
             lines.append(

@@ -14,8 +14,10 @@ Layout (after kube-proxy's nftables mode):
   and no anonymous maps: both cost at 10,000 services (see :func:`_choose`).
 - ``nat-postrouting`` at priority ``srcnat - 10`` masquerades marked packets *before* the
   CNI's own POSTROUTING chains (whose ``accept`` for the pod subnet would otherwise win).
-- Services without endpoints are rejected (``no-endpoint-*`` maps, filter hooks), so clients
-  fail at once instead of timing out.
+- Services without endpoints are rejected (``no-endpoint-*`` maps, filter hooks, looked up for
+  a connection's first packet only), so clients fail at once instead of timing out: a TCP
+  reset for TCP, because the kernel sends no ICMP error for a pod's packet routed through a
+  bridge with br_netfilter on (measured); ICMP port unreachable otherwise.
 
 A partial sync is one transaction that deletes stale map elements, (re)writes the chains of
 changed service ports only, adds new elements, then deletes chains and sets no longer used.
@@ -49,7 +51,10 @@ table {_T} {{
     meta mark set meta mark ^ {MASQ_MARK}
     masquerade fully-random
   }}
-  chain reject-chain {{ reject; }}
+  chain reject-chain {{
+    meta l4proto tcp reject with tcp reset
+    reject
+  }}
   chain services {{
     {{services}}
   }}
@@ -62,13 +67,13 @@ table {_T} {{
     type nat hook postrouting priority srcnat - 10; policy accept; jump masquerading;
   }}
   chain filter-input {{
-    type filter hook input priority filter - 5; policy accept; jump no-endpoints;
+    type filter hook input priority filter - 5; policy accept; ct state new jump no-endpoints;
   }}
   chain filter-forward {{
-    type filter hook forward priority filter - 5; policy accept; jump no-endpoints;
+    type filter hook forward priority filter - 5; policy accept; ct state new jump no-endpoints;
   }}
   chain filter-output {{
-    type filter hook output priority filter - 5; policy accept; jump no-endpoints;
+    type filter hook output priority filter - 5; policy accept; ct state new jump no-endpoints;
   }}
 }}
 """

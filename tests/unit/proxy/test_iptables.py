@@ -122,7 +122,10 @@ class TestFullRender:
     def test_no_endpoints_rejected_in_filter(self):
         text = iptables.Renderer().full(ruleset(eps=(), type="NodePort", ports=NODE_PORT))
         rejects = chain_rules(text, "KYBERN-NO-ENDPOINTS")
-        assert any("-d 10.43.0.10/32" in r and r.endswith("-j REJECT") for r in rejects)
+        assert any(
+            "-d 10.43.0.10/32" in r and r.endswith("-j REJECT --reject-with tcp-reset")
+            for r in rejects
+        )
         assert any("-d 192.168.1.2/32" in r and "--dport 30080" in r for r in rejects)
         assert "*filter" in text
 

@@ -141,6 +141,11 @@ class TestFullRender:
         text = nftables.Renderer().full(ruleset(eps=()))
         assert "no-endpoint-services { 10.43.0.10 . tcp . 80 : goto reject-chain }" in text
         assert "svc-" not in text
+        # TCP gets a reset (an ICMP error is not sent for bridged pod traffic), then ICMP.
+        chain = text.split("chain reject-chain {", 1)[1].split("}", 1)[0].split()
+        assert " ".join(chain) == "meta l4proto tcp reject with tcp reset reject"
+        # Only a connection's first packet is looked up.
+        assert "ct state new jump no-endpoints" in text
 
     def test_udp(self):
         text = nftables.Renderer().full(
