@@ -33,14 +33,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from kybern.proxy import rules
+from kybern.proxy import relay, rules
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 2.0
-# bytes per read and per stream buffer (reading pauses at twice this per connection): bulk
-# copies cost Python time per chunk, so chunks are big
-STREAM_LIMIT = 1 << 18
 UDP_IDLE_TIMEOUT = 30.0
 IP_FREEBIND = 15  # <linux/in.h>; socket.IP_FREEBIND is missing on some Pythons
 
@@ -87,13 +84,18 @@ class Balancer:
 class Listener:
     address: Address
     balancer: Balancer
-    server: asyncio.AbstractServer | None = None
+    sock: socket.socket | None = None  # TCP: the listening socket ...
+    accepting: asyncio.Task[None] | None = None  # ... and its accept loop
     transport: asyncio.DatagramTransport | None = None
     sessions: dict[tuple[str, int], UdpSession] = field(default_factory=dict)
 
     def close(self) -> None:
-        if self.server is not None:
-            self.server.close()
+        """Stop listening at once; established TCP connections carry on until they end."""
+        if self.accepting is not None:
+            self.accepting.cancel()
+        if self.sock is not None:
+            asyncio.get_running_loop().remove_reader(self.sock.fileno())
+            self.sock.close()
         if self.transport is not None:
             self.transport.close()
         for session in list(self.sessions.values()):
@@ -177,9 +179,8 @@ class UserspaceBackend:
             sock = _socket(addr, freebind=self.bind == "vip")
             loop = asyncio.get_running_loop()
             if addr[2] == "TCP":
-                listener.server = await asyncio.start_server(
-                    lambda r, w: _serve_tcp(listener, r, w), sock=sock, limit=STREAM_LIMIT
-                )
+                listener.sock = sock
+                listener.accepting = asyncio.create_task(_accept(listener, sock))
             else:
                 transport, _ = await loop.create_datagram_endpoint(
                     lambda: _UdpFront(listener, self.udp_idle_timeout), sock=sock
@@ -221,52 +222,67 @@ def _socket(addr: Address, *, freebind: bool) -> socket.socket:
 # -- TCP ----------------------------------------------------------------------------------
 
 
-async def _serve_tcp(
-    listener: Listener, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-) -> None:
-    client = writer.get_extra_info("peername")[0]
-    upstream = await _connect(listener.balancer, client)
-    if upstream is None:
-        _reset(writer)  # no endpoint answered: a reset, as the kernel backends' REJECT
-        return
-    up_reader, up_writer = upstream
-    try:
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-    finally:
-        for w in (writer, up_writer):
-            w.close()
-
-
-def _reset(writer: asyncio.StreamWriter) -> None:
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    writer.close()
-
-
-async def _connect(
-    balancer: Balancer, client: str
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
-    for ep in balancer.candidates(client):
+async def _accept(listener: Listener, sock: socket.socket) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
         try:
+            conn, peer = await loop.sock_accept(sock)
+        except OSError as exc:  # e.g. out of file descriptors: the next accept may work
+            if sock.fileno() < 0:
+                return  # closed by Listener.close
+            log.warning("userspace proxy: accept on %s:%d: %s", *listener.address[:2], exc)
+            await asyncio.sleep(0.1)
+            continue
+        task = asyncio.create_task(_serve_tcp(listener, conn, peer[0]))
+        _connections.add(task)
+        task.add_done_callback(_connections.discard)
+
+
+# Connection tasks, referenced until they end (the loop keeps only weak references).
+_connections: set[asyncio.Task[None]] = set()
+
+
+async def _serve_tcp(listener: Listener, conn: socket.socket, client: str) -> None:
+    try:
+        _tune(conn)
+        upstream = await _connect(listener.balancer, client)
+        if upstream is None:
+            _reset(conn)  # no endpoint answered: a reset, as the kernel backends' REJECT
+            return
+        try:
+            await relay.relay(conn, upstream)
+        finally:
+            upstream.close()
+    finally:
+        conn.close()
+
+
+def _tune(sock: socket.socket) -> None:
+    sock.setblocking(False)
+    # A relay must not add Nagle's delay to small writes the endpoints already made.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _reset(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+async def _connect(balancer: Balancer, client: str) -> socket.socket | None:
+    loop = asyncio.get_running_loop()
+    for ep in balancer.candidates(client):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            _tune(sock)
             async with asyncio.timeout(CONNECT_TIMEOUT):
-                conn = await asyncio.open_connection(ep.ip, ep.port, limit=STREAM_LIMIT)
+                await loop.sock_connect(sock, (ep.ip, ep.port))
         except (OSError, TimeoutError) as exc:
+            sock.close()
             log.debug("userspace proxy: endpoint %s failed: %s, trying the next", ep.address, exc)
             continue
         balancer.used(client, ep)
-        return conn
+        return sock
     return None
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(OSError):
-        while data := await reader.read(STREAM_LIMIT):
-            writer.write(data)
-            await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()  # half-close: the other direction may still be talking
 
 
 # -- UDP ----------------------------------------------------------------------------------
