@@ -409,8 +409,8 @@ def main() -> int:
         "The direct row is bridged (L2, through br_netfilter); the ClusterIP rows are routed "
         "through the node namespace and DNATed, a different path through the same CPUs, so a "
         "kernel row above 100% is within the spread (min..max), not a gain. Sender, receiver "
-        "and, on the userspace row, the proxy (a Python process copying every byte in 256 KiB "
-        "asyncio reads) share the machine's CPUs.\n"
+        "and, on the userspace row, the proxy (a Python process relaying with splice(2), "
+        "the bytes never entering Python) share the machine's CPUs.\n"
     )
     print(section)
     if args.write and not args.no_write:
