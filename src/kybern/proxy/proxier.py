@@ -261,3 +261,5 @@ async def _clean_other_modes(mode: str) -> None:
             await other.cleanup()
         except (backend.ApplyError, OSError) as exc:
             log.debug("cleanup of %s rules: %s", other.name, exc)
+        finally:
+            await other.close()
