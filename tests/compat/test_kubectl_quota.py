@@ -96,3 +96,30 @@ def test_the_controller_fills_status_for_describe(tmp_path: Path) -> None:
     finally:
         proc.stop()
     assert "Traceback" not in proc.logs(), proc.logs()
+
+
+def test_server_dry_run_is_judged_but_not_charged(kubectl: kubectl_.Kubectl, ns: str) -> None:
+    """`--dry-run=server` goes through quota admission (same refusal) but charges nothing."""
+    kubectl("-n", ns, "create", "quota", "compute", "--hard=pods=2,requests.cpu=1")
+    fill_status(kubectl, ns, "compute", {"pods": "2", "requests.cpu": "1"})
+
+    def used() -> dict[str, str]:
+        out = kubectl("-n", ns, "get", "resourcequota", "compute", "-o", "json").out
+        return dict(json.loads(out)["status"]["used"])
+
+    dry_run = ("-n", ns, "create", "--dry-run=server", "-f", "-")
+    dry = kubectl(*dry_run, stdin=cpu_pod("dry", "500m"))
+    assert dry.out.strip() == "pod/dry created (server dry run)"
+    assert used() == {"pods": "0", "requests.cpu": "0"}
+    assert kubectl("-n", ns, "get", "pods", "-o", "name").out.strip() == ""
+
+    kubectl("-n", ns, "create", "-f", "-", stdin=cpu_pod("real", "1"))
+    assert used() == {"pods": "1", "requests.cpu": "1"}
+    over = kubectl(*dry_run, check=False, stdin=cpu_pod("more", "100m"))
+    assert over.code != 0
+    assert over.err.strip() == (
+        'Error from server (Forbidden): error when creating "STDIN": pods "more" is forbidden: '
+        "exceeded quota: compute, requested: requests.cpu=100m, used: requests.cpu=1, "
+        "limited: requests.cpu=1"
+    )
+    assert used() == {"pods": "1", "requests.cpu": "1"}

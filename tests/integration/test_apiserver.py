@@ -288,6 +288,13 @@ async def test_dry_run_stores_nothing(client: Client) -> None:
     assert code == 404
 
 
+async def test_dry_run_create_of_a_taken_name_conflicts(client: Client) -> None:
+    assert (await client.post(CM, configmap("taken")))[0] == 201
+    code, status = await client.post(CM, configmap("taken"), dryRun="All")
+    assert (code, status["reason"]) == (409, "AlreadyExists"), status
+    assert status["message"] == 'configmaps "taken" already exists'
+
+
 async def test_discovery_and_metrics(client: Client) -> None:
     async with client.session.get(
         client.base + "/apis", headers={"Accept": discovery.AGGREGATED_TYPE + ",application/json"}

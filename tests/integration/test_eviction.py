@@ -494,6 +494,66 @@ class TestEvictionAPI:
         assert got.status == 405
 
 
+class TestAdmission:
+    """The eviction is admitted as a CREATE of pods/eviction before the pod is looked at."""
+
+    async def test_refused_in_a_terminating_namespace(self, api: SimCluster) -> None:
+        c = api
+        await c.client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "t"}})
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "db-0", "namespace": "t"},
+            "spec": {"containers": [{"name": "app", "image": "nginx"}]},
+        }
+        await c.client.create(pod)
+        await c.client.delete("v1", "Namespace", "t")  # no controller: stays Terminating
+        body = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "db-0"}}
+        path = "/api/v1/namespaces/t/pods/db-0/eviction"
+        for query in (None, {"dryRun": "All"}):
+            reply = await c.client.transport.request("POST", path, body=body, query=query)
+            assert reply.status == 403
+            status = reply.json()
+            assert status["reason"] == "Forbidden"
+            assert status["message"] == (
+                'pods "db-0" is forbidden: unable to create new content in namespace t '
+                "because it is being terminated"
+            )
+            assert status["details"]["causes"] == [
+                {
+                    "reason": "NamespaceTerminating",
+                    "message": "namespace t is being terminated",
+                    "field": "metadata.namespace",
+                }
+            ]
+        left = await c.pod("db-0", "t")
+        assert left is not None
+        assert not left["metadata"].get("deletionTimestamp")
+
+    async def test_a_missing_namespace_is_not_found(self, api: SimCluster) -> None:
+        body = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "db-0"}}
+        path = "/api/v1/namespaces/ghost/pods/db-0/eviction"
+        reply = await api.client.transport.request("POST", path, body=body)
+        assert reply.status == 404
+        assert reply.json()["message"] == 'namespaces "ghost" not found'
+
+    async def test_a_namespace_at_its_pod_quota_can_still_be_drained(self, api: SimCluster) -> None:
+        c = api
+        await running_pod(c, "db-0")
+        rq = {
+            "apiVersion": "v1",
+            "kind": "ResourceQuota",
+            "metadata": {"name": "none", "namespace": NS},
+            "spec": {"hard": {"pods": "0"}},
+        }
+        created = await c.client.create(rq)
+        created["status"] = {"hard": {"pods": "0"}, "used": {"pods": "1"}}
+        await c.client.update_status(created)
+        assert (await post_eviction(c, "db-0", eviction("db-0"))).status == 201
+        evicted = await c.pod("db-0")  # a running pod on a node: deleted gracefully
+        assert evicted is None or evicted["metadata"].get("deletionTimestamp")
+
+
 class TestOverHTTP:
     async def test_retry_after_header_and_malformed_body(self, client: Any) -> None:
         base = f"/api/v1/namespaces/{NS}/pods"

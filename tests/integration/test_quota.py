@@ -1,5 +1,6 @@
-"""ResourceQuota and LimitRange end to end: admission refusals, concurrent creates against a
-limit, usage released after deletes (the resourcequota controller running), defaults."""
+"""ResourceQuota and LimitRange end to end: admission refusals, dry runs (judged, never
+charged), concurrent creates against a limit, usage released after deletes (the resourcequota
+controller running), defaults."""
 
 from __future__ import annotations
 
@@ -153,6 +154,73 @@ class TestAdmission:
         await sim.client.create(body)
 
 
+def service(name: str, ports: int) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"ports": [{"name": f"p{i}", "port": 80 + i} for i in range(ports)]},
+    }
+
+
+class TestDryRun:
+    """A dry run is judged like the real write (same refusals) but charges nothing."""
+
+    async def test_a_dry_run_create_with_room_is_admitted_and_not_charged(
+        self, sim: SimCluster
+    ) -> None:
+        await ready_quota(sim, quota("compute", pods="2", requests_cpu="1"))
+        answered = await sim.client.create(pod("a", {"cpu": "500m"}), dry_run=True)
+        assert answered["metadata"]["name"] == "a"
+        assert await used(sim, "compute") == {"pods": "0", "requests.cpu": "0"}
+        assert await sim.pod("a") is None
+        await sim.client.create(pod("a", {"cpu": "500m"}))
+        assert await used(sim, "compute") == {"pods": "1", "requests.cpu": "500m"}
+
+    async def test_dry_runs_never_use_up_the_quota(self, sim: SimCluster) -> None:
+        await ready_quota(sim, quota("pods", pods="1"))
+        for i in range(3):
+            await sim.client.create(pod(f"try{i}"), dry_run=True)
+        await sim.client.create(pod("real"))
+        assert (await used(sim, "pods"))["pods"] == "1"
+
+    async def test_a_dry_run_over_the_quota_is_refused_like_a_create(self, sim: SimCluster) -> None:
+        await ready_quota(sim, quota("compute", pods="1", requests_cpu="1"))
+        await sim.client.create(pod("a", {"cpu": "500m"}))
+        with pytest.raises(kclient.errors.Forbidden) as refused:
+            await sim.client.create(pod("b", {"cpu": "500m"}), dry_run=True)
+        assert refused.value.message == (
+            'pods "b" is forbidden: exceeded quota: compute, requested: pods=1, '
+            "used: pods=1, limited: pods=1"
+        )
+        with pytest.raises(kclient.errors.Forbidden) as unstated:
+            await sim.client.create(pod("c"), dry_run=True)
+        assert unstated.value.message == (
+            'pods "c" is forbidden: failed quota: compute: must specify requests.cpu for: app'
+        )
+        assert await used(sim, "compute") == {"pods": "1", "requests.cpu": "500m"}
+
+    async def test_a_dry_run_update_that_raises_usage_is_judged_not_charged(
+        self, sim: SimCluster
+    ) -> None:
+        await ready_quota(sim, quota("ports", **{"services.nodeports": "1"}))
+        one = await sim.client.create(service("one", 1))
+        one["spec"]["type"] = "NodePort"
+        answered = await sim.client.update(one, dry_run=True)
+        assert answered["spec"]["type"] == "NodePort"
+        assert await used(sim, "ports") == {"services.nodeports": "0"}
+        two = await sim.client.create(service("two", 2))
+        two["spec"]["type"] = "NodePort"
+        with pytest.raises(kclient.errors.Forbidden) as refused:
+            await sim.client.update(two, dry_run=True)
+        assert refused.value.message == (
+            'services "two" is forbidden: exceeded quota: ports, requested: '
+            "services.nodeports=2, used: services.nodeports=0, limited: services.nodeports=1"
+        )
+        await sim.client.update(one)  # the real update is charged
+        assert await used(sim, "ports") == {"services.nodeports": "1"}
+
+
 class TestConcurrency:
     async def test_concurrent_creates_never_exceed_the_limit(self, sim: SimCluster) -> None:
         limit = 5
@@ -185,7 +253,7 @@ class TestConcurrency:
 
         async def admit(i: int) -> str:
             try:
-                await servers[i % 2].on_create(info, pod(f"p{i}"))
+                await servers[i % 2].on_create(info, pod(f"p{i}"), dry_run=False)
             except errors.StatusError as exc:
                 return exc.reason
             return "admitted"

@@ -1,8 +1,19 @@
 """The admission chain: checks that run after validation and before a write is stored.
 
-Each plugin may refuse a create, update or delete with a StatusError. This issue ships
-NamespaceLifecycle (Kubernetes' plugin of the same name); quota, service accounts, default
-tolerations and the rest plug into the same chain later.
+Each plugin may change the object (defaults) or refuse a create, update or delete with a
+StatusError. A create or update also tells each plugin what Kubernetes' admission.Attributes
+do:
+
+- ``dry_run``: the write will not be stored (``?dryRun=All``). A plugin judges it exactly
+  like a real write (the same refusals) but records nothing outside the object: ResourceQuota
+  checks the quota and does not charge it.
+- ``subresource``: the write is to a subresource (``status``, ``finalize``, ``eviction``),
+  ``""`` for the object itself. Most plugins look only at the object itself, as in
+  Kubernetes; NamespaceLifecycle also refuses a subresource create (a pod eviction) in a
+  terminating namespace.
+
+This module holds the protocol, the chain, NamespaceLifecycle and DefaultTolerationSeconds;
+default_chain puts them together with LimitRanger, ServiceAccount and ResourceQuota.
 """
 
 from __future__ import annotations
@@ -17,10 +28,23 @@ SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
 class Plugin(Protocol):
-    async def on_create(self, info: kinds.ResourceInfo, obj: dict[str, Any]) -> None: ...
+    async def on_create(
+        self,
+        info: kinds.ResourceInfo,
+        obj: dict[str, Any],
+        *,
+        dry_run: bool,
+        subresource: str = "",
+    ) -> None: ...
 
     async def on_update(
-        self, info: kinds.ResourceInfo, new: dict[str, Any], old: dict[str, Any]
+        self,
+        info: kinds.ResourceInfo,
+        new: dict[str, Any],
+        old: dict[str, Any],
+        *,
+        dry_run: bool,
+        subresource: str = "",
     ) -> None: ...
 
     async def on_delete(self, info: kinds.ResourceInfo, obj: dict[str, Any]) -> None: ...
@@ -30,15 +54,28 @@ class Chain:
     def __init__(self, plugins: list[Plugin]) -> None:
         self.plugins = plugins
 
-    async def on_create(self, info: kinds.ResourceInfo, obj: dict[str, Any]) -> None:
-        for plugin in self.plugins:
-            await plugin.on_create(info, obj)
-
-    async def on_update(
-        self, info: kinds.ResourceInfo, new: dict[str, Any], old: dict[str, Any]
+    async def on_create(
+        self,
+        info: kinds.ResourceInfo,
+        obj: dict[str, Any],
+        *,
+        dry_run: bool,
+        subresource: str = "",
     ) -> None:
         for plugin in self.plugins:
-            await plugin.on_update(info, new, old)
+            await plugin.on_create(info, obj, dry_run=dry_run, subresource=subresource)
+
+    async def on_update(
+        self,
+        info: kinds.ResourceInfo,
+        new: dict[str, Any],
+        old: dict[str, Any],
+        *,
+        dry_run: bool,
+        subresource: str = "",
+    ) -> None:
+        for plugin in self.plugins:
+            await plugin.on_update(info, new, old, dry_run=dry_run, subresource=subresource)
 
     async def on_delete(self, info: kinds.ResourceInfo, obj: dict[str, Any]) -> None:
         for plugin in self.plugins:
@@ -51,7 +88,16 @@ class NamespaceLifecycle:
     def __init__(self, cache: watchcache.WatchCache) -> None:
         self.cache = cache
 
-    async def on_create(self, info: kinds.ResourceInfo, obj: dict[str, Any]) -> None:
+    async def on_create(
+        self,
+        info: kinds.ResourceInfo,
+        obj: dict[str, Any],
+        *,
+        dry_run: bool,
+        subresource: str = "",
+    ) -> None:
+        # Subresource creates too: Kubernetes refuses a pod eviction in a terminating
+        # namespace (kubectl drain waits on the NamespaceTerminating cause).
         if not info.namespaced:
             return
         namespace = obj["metadata"].get("namespace", "")
@@ -87,7 +133,13 @@ class NamespaceLifecycle:
         return self.cache.resource("namespaces").objects.get(key)
 
     async def on_update(
-        self, info: kinds.ResourceInfo, new: dict[str, Any], old: dict[str, Any]
+        self,
+        info: kinds.ResourceInfo,
+        new: dict[str, Any],
+        old: dict[str, Any],
+        *,
+        dry_run: bool,
+        subresource: str = "",
     ) -> None:
         return None
 
@@ -109,9 +161,16 @@ class DefaultTolerationSeconds:
     SECONDS = 300
     KEYS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
 
-    async def on_create(self, info: kinds.ResourceInfo, obj: dict[str, Any]) -> None:
+    async def on_create(
+        self,
+        info: kinds.ResourceInfo,
+        obj: dict[str, Any],
+        *,
+        dry_run: bool,
+        subresource: str = "",
+    ) -> None:
         spec = obj.get("spec")
-        if info.group or info.kind != "Pod" or not isinstance(spec, dict):
+        if subresource or info.group or info.kind != "Pod" or not isinstance(spec, dict):
             return
         tolerations = spec.get("tolerations")
         tolerations = tolerations if isinstance(tolerations, list) else []
@@ -128,7 +187,13 @@ class DefaultTolerationSeconds:
         spec["tolerations"] = tolerations
 
     async def on_update(
-        self, info: kinds.ResourceInfo, new: dict[str, Any], old: dict[str, Any]
+        self,
+        info: kinds.ResourceInfo,
+        new: dict[str, Any],
+        old: dict[str, Any],
+        *,
+        dry_run: bool,
+        subresource: str = "",
     ) -> None:
         return None
 

@@ -24,6 +24,7 @@ from kybern.apiserver import errors, watchcache
 Obj = dict[str, Any]
 ANNOTATION = "kubernetes.io/limit-ranger"
 RESOURCE = "limitranges"
+_LIMITED = ("pods", "persistentvolumeclaims")
 
 
 class LimitRanger:
@@ -37,14 +38,27 @@ class LimitRanger:
         prefix = watchcache.collection_prefix(RESOURCE, namespace)
         return [cache.objects[key] for key in cache.keys_in(prefix) if key in cache.objects]
 
-    async def on_create(self, info: kinds.ResourceInfo, obj: Obj) -> None:
-        if info.group == "" and info.plural in ("pods", "persistentvolumeclaims"):
+    async def on_create(
+        self, info: kinds.ResourceInfo, obj: Obj, *, dry_run: bool, subresource: str = ""
+    ) -> None:
+        # A dry run is judged and defaulted like any create (it records nothing elsewhere);
+        # subresources (a pod's eviction, a PVC's status) are not limited, as in Kubernetes.
+        if not subresource and info.group == "" and info.plural in _LIMITED:
             self._admit(info, obj)
 
-    async def on_update(self, info: kinds.ResourceInfo, new: Obj, old: Obj) -> None:
+    async def on_update(
+        self,
+        info: kinds.ResourceInfo,
+        new: Obj,
+        old: Obj,
+        *,
+        dry_run: bool,
+        subresource: str = "",
+    ) -> None:
         # Pod containers are immutable: only PVCs are checked again on update.
         deleting = (old.get("metadata") or {}).get("deletionTimestamp")
-        if info.group == "" and info.plural == "persistentvolumeclaims" and not deleting:
+        pvc = info.group == "" and info.plural == "persistentvolumeclaims"
+        if pvc and not subresource and not deleting:
             self._admit(info, new)
 
     async def on_delete(self, info: kinds.ResourceInfo, obj: Obj) -> None:

@@ -21,8 +21,10 @@ name is already taken is not charged (the store refuses it anyway). The Resource
 controller later recomputes ``status.used`` from what exists (releasing usage of deleted or
 finished objects and of writes that failed after admission).
 
-Known gap: a dry-run write is charged too (the admission chain is not told about dry runs);
-the controller's next recount releases it.
+A dry-run write (``?dryRun=All``, ``kubectl create --dry-run=server``) is judged the same way,
+with the same refusals, but charges nothing: Kubernetes' quota evaluator checks a dry-run
+request against the current usage and skips the status update. Subresource writes (status,
+eviction) are not quota's business, as in Kubernetes.
 """
 
 from __future__ import annotations
@@ -60,11 +62,23 @@ class ResourceQuotaAdmission:
         self.backend = backend
         self._locks: dict[str, _Lock] = {}
 
-    async def on_create(self, info: kinds.ResourceInfo, obj: Obj) -> None:
-        await self._admit(info, obj, None)
+    async def on_create(
+        self, info: kinds.ResourceInfo, obj: Obj, *, dry_run: bool, subresource: str = ""
+    ) -> None:
+        if not subresource:
+            await self._admit(info, obj, None, dry_run)
 
-    async def on_update(self, info: kinds.ResourceInfo, new: Obj, old: Obj) -> None:
-        await self._admit(info, new, old)
+    async def on_update(
+        self,
+        info: kinds.ResourceInfo,
+        new: Obj,
+        old: Obj,
+        *,
+        dry_run: bool,
+        subresource: str = "",
+    ) -> None:
+        if not subresource:
+            await self._admit(info, new, old, dry_run)
 
     async def on_delete(self, info: kinds.ResourceInfo, obj: Obj) -> None:
         return None
@@ -74,7 +88,9 @@ class ResourceQuotaAdmission:
         prefix = watchcache.collection_prefix(RESOURCE, namespace)
         return [cache.objects[key] for key in cache.keys_in(prefix) if key in cache.objects]
 
-    async def _admit(self, info: kinds.ResourceInfo, obj: Obj, old: Obj | None) -> None:
+    async def _admit(
+        self, info: kinds.ResourceInfo, obj: Obj, old: Obj | None, dry_run: bool
+    ) -> None:
         namespace = (obj.get("metadata") or {}).get("namespace") or ""
         if not info.namespaced or not namespace or not self.quotas(namespace):
             return
@@ -90,6 +106,9 @@ class ResourceQuotaAdmission:
                 resourcelist.subtract(delta, evaluator.usage(old, None))
             )
         if resourcelist.is_zero(delta):
+            return
+        if dry_run:  # judged against the current usage; nothing is charged
+            self._check(info, obj, evaluator, delta, self.quotas(namespace), set())
             return
         async with self._serialized(namespace):
             await self._check_and_charge(info, obj, evaluator, delta)

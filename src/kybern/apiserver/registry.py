@@ -223,11 +223,23 @@ class Registry:
         dry_run: bool,
         field_manager: str | None,
     ) -> dict[str, Any]:
-        await self.admit.on_create(info, obj)
+        await self.admit.on_create(info, obj, dry_run=dry_run)
         managedfields.update(None, obj, manager=field_manager, now=strategy.now_rfc3339())
         if dry_run:
+            await self._refuse_taken_name(info, obj)
             return obj
         return await self._store_new(info, obj)
+
+    async def _refuse_taken_name(self, info: kinds.ResourceInfo, obj: dict[str, Any]) -> None:
+        """A dry-run create of a name in use fails as the real create would (Kubernetes'
+        dry-run storage looks the key up instead of writing it)."""
+        meta = obj["metadata"]
+        key = storage_key(info, meta.get("namespace", ""), meta["name"])
+        try:
+            await self.backend.get(key)
+        except storage_errors.NotFound:
+            return
+        raise storage_errors.KeyExists(key)
 
     @contextlib.asynccontextmanager
     async def _write_hook(
@@ -468,7 +480,7 @@ class Registry:
         verified: bool = True,
     ) -> dict[str, Any]:
         name = current["metadata"]["name"]
-        await self.admit.on_update(info, new, current)
+        await self.admit.on_update(info, new, current, dry_run=dry_run, subresource=subresource)
         managedfields.update(
             current,
             new,

@@ -121,10 +121,17 @@ class ServiceAccountAdmission:
         self.cache = cache
         self.require_accounts = require_accounts
 
-    async def on_create(self, info: kinds.ResourceInfo, obj: dict[str, Any]) -> None:
+    async def on_create(
+        self,
+        info: kinds.ResourceInfo,
+        obj: dict[str, Any],
+        *,
+        dry_run: bool,
+        subresource: str = "",
+    ) -> None:
         spec = obj.get("spec")
         if info.group or info.kind != "Pod" or not isinstance(spec, dict):
-            return
+            return  # an Eviction (the pods/eviction create) has no spec: skipped too
         meta = obj.get("metadata") or {}
         if MIRROR_ANNOTATION in (meta.get("annotations") or {}):
             _check_mirror(obj, spec)
@@ -153,7 +160,13 @@ class ServiceAccountAdmission:
             ]
 
     async def on_update(
-        self, info: kinds.ResourceInfo, new: dict[str, Any], old: dict[str, Any]
+        self,
+        info: kinds.ResourceInfo,
+        new: dict[str, Any],
+        old: dict[str, Any],
+        *,
+        dry_run: bool,
+        subresource: str = "",
     ) -> None:
         return None
 

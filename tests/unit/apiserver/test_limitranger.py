@@ -51,7 +51,7 @@ async def admit(obj: Obj, *ranges: Obj, plural: str = "pods") -> Obj:
     info = kinds.lookup("", "v1", plural)
     assert info is not None
     plugin = limitranger.LimitRanger(FakeCache(*ranges))  # type: ignore[arg-type]
-    await plugin.on_create(info, obj)
+    await plugin.on_create(info, obj, dry_run=False)
     return obj
 
 
@@ -171,3 +171,43 @@ async def test_a_default_limit_below_the_stated_request_makes_the_pod_invalid() 
         await admit(pod(container(requests={"cpu": "2"})), limit_range(item))
     assert refusal.value.code == 422
     assert "must be less than or equal to cpu limit" in refusal.value.message
+
+
+class TestDryRunAndSubresources:
+    """A dry run is defaulted and judged like a create; subresource writes are not limited."""
+
+    async def test_a_dry_run_is_defaulted_and_refused_like_a_create(self) -> None:
+        info = kinds.lookup("", "v1", "pods")
+        assert info is not None
+        defaults = limit_range({"type": "Container", "default": {"cpu": "1"}, "max": {"cpu": "1"}})
+        plugin = limitranger.LimitRanger(FakeCache(defaults))  # type: ignore[arg-type]
+        dry = pod(container())
+        await plugin.on_create(info, dry, dry_run=True)
+        assert dry["spec"]["containers"][0]["resources"]["limits"] == {"cpu": "1"}
+        with pytest.raises(errors.StatusError) as refused:
+            await plugin.on_create(info, pod(container(limits={"cpu": "2"})), dry_run=True)
+        assert refused.value.code == 403
+
+    async def test_a_pvc_status_update_is_not_limited(self) -> None:
+        info = kinds.lookup("", "v1", "persistentvolumeclaims")
+        assert info is not None
+        ranges = limit_range({"type": "PersistentVolumeClaim", "max": {"storage": "2Gi"}})
+        plugin = limitranger.LimitRanger(FakeCache(ranges))  # type: ignore[arg-type]
+        pvc = {
+            "metadata": {"name": "data", "namespace": "ns"},
+            "spec": {"resources": {"requests": {"storage": "5Gi"}}},
+        }
+        bound = {**pvc, "status": {"phase": "Bound"}}
+        await plugin.on_update(info, bound, pvc, dry_run=False, subresource="status")
+        with pytest.raises(errors.StatusError):
+            await plugin.on_update(info, bound, pvc, dry_run=False)
+
+    async def test_a_pod_eviction_is_not_a_pod(self) -> None:
+        eviction = {"kind": "Eviction", "metadata": {"name": "x", "namespace": "ns"}}
+        before = dict(eviction)
+        info = kinds.lookup("", "v1", "pods")
+        assert info is not None
+        ranges = limit_range({"type": "Container", "default": {"cpu": "1"}})
+        plugin = limitranger.LimitRanger(FakeCache(ranges))  # type: ignore[arg-type]
+        await plugin.on_create(info, eviction, dry_run=False, subresource="eviction")
+        assert eviction == before

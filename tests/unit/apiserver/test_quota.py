@@ -6,10 +6,11 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+import orjson
 import pytest
 
 from kybern.api import kinds, quotausage, resourcelist
-from kybern.apiserver import errors, quota
+from kybern.apiserver import errors, quota, watchcache
 
 pytestmark = pytest.mark.timeout(10)
 Obj = dict[str, Any]
@@ -222,3 +223,101 @@ class TestAdmissionCheck:
     def test_unrelated_quotas_are_skipped(self) -> None:
         storage = rq("storage", {"requests.storage": "1Gi"})
         assert self.check(pod(container()), storage) == []
+
+
+class FakeCache:
+    """The slice of the watch cache the plugin reads: quotas (and pods, for existence)."""
+
+    def __init__(self, *quotas: Obj) -> None:
+        self.caches: dict[str, watchcache.ResourceCache] = {}
+        for item in quotas:
+            meta = item["metadata"]
+            key = watchcache.object_key("resourcequotas", meta["namespace"], meta["name"])
+            self.resource("resourcequotas").objects[key] = item
+
+    def resource(self, name: str) -> watchcache.ResourceCache:
+        return self.caches.setdefault(name, watchcache.ResourceCache(name, 0, 10))
+
+    async def wait_for(self, revision: int, within: float = 0) -> None:
+        return None
+
+
+class RecordingBackend:
+    """Records the quota writes (the charges) the plugin makes."""
+
+    def __init__(self) -> None:
+        self.writes: list[Obj] = []
+
+    async def update(self, key: str, value: bytes, expected: int) -> int:
+        self.writes.append(orjson.loads(value))
+        return expected + 1
+
+
+def plugin_with(*quotas: Obj) -> tuple[quota.ResourceQuotaAdmission, RecordingBackend]:
+    backend = RecordingBackend()
+    cache = FakeCache(*quotas)
+    return quota.ResourceQuotaAdmission(cache, backend), backend  # type: ignore[arg-type]
+
+
+def service(ports: int, kind: str = "ClusterIP") -> Obj:
+    spec = {"type": kind, "ports": [{"port": 80 + i} for i in range(ports)]}
+    return {"metadata": {"name": "web", "namespace": "ns"}, "spec": spec}
+
+
+def resource(plural: str) -> kinds.ResourceInfo:
+    info = kinds.lookup("", "v1", plural)
+    assert info is not None
+    return info
+
+
+PODS_INFO, SERVICES = resource("pods"), resource("services")
+
+
+class TestDryRun:
+    """Kubernetes' quota evaluator judges a dry run but skips the status update."""
+
+    async def test_a_real_create_is_charged_and_a_dry_run_is_not(self) -> None:
+        plugin, backend = plugin_with(rq("q", {"pods": "2"}))
+        await plugin.on_create(PODS_INFO, pod(container(), name="dry"), dry_run=True)
+        assert backend.writes == []
+        await plugin.on_create(PODS_INFO, pod(container(), name="real"), dry_run=False)
+        assert [w["status"]["used"] for w in backend.writes] == [{"pods": "1"}]
+
+    @pytest.mark.parametrize("dry_run", [True, False])
+    async def test_a_dry_run_is_refused_like_the_real_create(self, dry_run: bool) -> None:
+        plugin, backend = plugin_with(rq("q", {"pods": "1"}, {"pods": "1"}))
+        with pytest.raises(errors.StatusError) as refused:
+            await plugin.on_create(PODS_INFO, pod(container(), name="x"), dry_run=dry_run)
+        assert refused.value.code == 403
+        assert refused.value.message == (
+            'pods "x" is forbidden: exceeded quota: q, requested: pods=1, used: pods=1, '
+            "limited: pods=1"
+        )
+        assert backend.writes == []
+
+    async def test_a_dry_run_update_that_grows_usage_is_checked_not_charged(self) -> None:
+        plugin, backend = plugin_with(rq("ports", {"services.nodeports": "1"}))
+        old = service(1)
+        await plugin.on_update(SERVICES, service(1, "NodePort"), old, dry_run=True)
+        assert backend.writes == []
+        with pytest.raises(errors.StatusError) as refused:
+            await plugin.on_update(SERVICES, service(2, "NodePort"), service(2), dry_run=True)
+        assert "exceeded quota: ports, requested: services.nodeports=2" in refused.value.message
+        await plugin.on_update(SERVICES, service(1, "NodePort"), old, dry_run=False)
+        assert [w["status"]["used"] for w in backend.writes] == [{"services.nodeports": "1"}]
+
+
+class TestSubresources:
+    """Kubernetes' quota plugin ignores every subresource write."""
+
+    async def test_an_eviction_is_not_a_pod_create(self) -> None:
+        plugin, backend = plugin_with(rq("q", {"pods": "0"}))
+        eviction = {"kind": "Eviction", "metadata": {"name": "p", "namespace": "ns"}}
+        await plugin.on_create(PODS_INFO, eviction, dry_run=False, subresource="eviction")
+        assert backend.writes == []
+
+    async def test_a_status_update_is_not_judged(self) -> None:
+        plugin, backend = plugin_with(rq("ports", {"services.nodeports": "0"}))
+        new, old = service(1, "NodePort"), service(1)
+        await plugin.on_update(SERVICES, new, old, dry_run=False, subresource="status")
+        assert backend.writes == []

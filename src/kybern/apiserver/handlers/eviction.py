@@ -2,6 +2,11 @@
 
 Kubernetes v1.32's EvictionREST, step by step:
 
+0. The eviction itself is admitted first, as a CREATE of the ``pods/eviction`` subresource
+   (kind Eviction) before the pod is even read: NamespaceLifecycle refuses it in a missing
+   namespace (404) or a terminating one (403 with a ``NamespaceTerminating`` cause, which
+   ``kubectl drain`` waits on); the plugins that look at pods themselves (LimitRanger,
+   ResourceQuota, ServiceAccount, DefaultTolerationSeconds) ignore subresources.
 1. A pod that cannot disrupt anything more (Succeeded, Failed, Pending, or already being
    deleted) is deleted at once, budgets unchecked; a live pod's delete is pinned to the
    resourceVersion just read so it cannot race with the pod becoming ready.
@@ -88,6 +93,16 @@ def _delete_options(call: context.Call, eviction: dict[str, Any]) -> deletion.De
         raise errors.bad_request("deleteOptions.preconditions: must be an object")
     only_dry_run = {"dryRun": call.query["dryRun"]} if "dryRun" in call.query else {}
     return deletion.parse_options(only_dry_run, body)
+
+
+async def _admit(
+    call: context.Call, eviction: dict[str, Any], options: deletion.DeleteOptions
+) -> None:
+    """The admission chain on the eviction (step 0 above), in the URL's namespace and name."""
+    meta = {**(eviction.get("metadata") or {}), "name": call.name, "namespace": call.namespace}
+    await call.registry.admit.on_create(
+        call.info, {**eviction, "metadata": meta}, dry_run=options.dry_run, subresource="eviction"
+    )
 
 
 # -- pods and budgets ----------------------------------------------------------------------
@@ -368,7 +383,9 @@ async def _get_pod(call: context.Call) -> dict[str, Any]:
 async def operation(call: context.Call, body: Any, content_type: str) -> context.Answer:
     if call.method != "POST":
         raise errors.method_not_allowed()
-    options = _delete_options(call, _eviction(call, body))
+    eviction = _eviction(call, body)
+    options = _delete_options(call, eviction)
+    await _admit(call, eviction, options)
     pod = await _delete_if_budgets_do_not_apply(call, options)
     if pod is None:
         return 201, dict(SUCCESS)
