@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from kybern.runtime import cri
@@ -62,10 +61,3 @@ async def start(argv: list[str], pid_file: Path, *, tty: bool, stdin: bool) -> C
     env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
     inner = await streams.spawn(argv, env=env, cwd=None, tty=tty, stdin=stdin)
     return ContainerExec(inner, pid_file)
-
-
-async def read_all(read: Callable[[], Awaitable[bytes]]) -> bytes:
-    chunks = []
-    while chunk := await read():
-        chunks.append(chunk)
-    return b"".join(chunks)

@@ -10,6 +10,9 @@
   period. Remove: ``runc delete``, unmount, delete the state; sandbox removal unpins namespaces
   and removes the pod cgroup, so nothing is left behind.
 - Restart of the agent: ``start()`` reloads the records; shims and containers kept running.
+
+The bookkeeping around the per-container shim (records, start, status, stop, exec) is shared
+with the process runtime: :class:`kybern.runtime.monitored.MonitoredRuntime`.
 """
 
 from __future__ import annotations
@@ -20,21 +23,18 @@ import json
 import marshal
 import os
 import shutil
-import signal
-import sys
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
 from kybern.network import cni, netns, result
-from kybern.runtime import cri, registry
+from kybern.runtime import cri, monitored, registry, statedir
 from kybern.runtime.images import model
 from kybern.runtime.oci import cgroups, driver, execs, rootfs, sandbox, spec, state
-from kybern.runtime.process import layout, procfs, streams
 from kybern.runtime.process import monitor as process_monitor
+from kybern.runtime.process import streams
 
 SHIM = str(Path(__file__).with_name("shim.py"))
 PROCESS_DIR = str(Path(process_monitor.__file__).parent)
@@ -67,8 +67,10 @@ class PodNetwork(Protocol):
     ) -> None: ...
 
 
-class OciRuntime:
+class OciRuntime(monitored.MonitoredRuntime[state.SandboxRecord, state.ContainerRecord]):
     name = "oci"
+    monitor_name = "shim"
+    monitor_timeout = START_TIMEOUT
 
     def __init__(
         self,
@@ -77,37 +79,23 @@ class OciRuntime:
         images: model.ImageService | None = None,
         network: PodNetwork | None = None,
     ) -> None:
-        self.options = options
+        super().__init__(options)
         self.images = images
         self.network = network
-        self.paths = state.Paths(options.root)
+        self.paths: state.Paths = state.Paths(options.root)
         self.init = options.extra.get("init", shutil.which("tini-static") or "")
         self.driver: driver.Driver | None = None
-        self.sandboxes: dict[str, state.SandboxRecord] = {}
-        self.containers: dict[str, state.ContainerRecord] = {}
-        self.locks: dict[str, asyncio.Lock] = {}
 
     # --- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        for sub in ("sandboxes", "containers", "runc"):
-            (self.paths.root / sub).mkdir(parents=True, exist_ok=True)
+        self.paths.runc_root.mkdir(parents=True, exist_ok=True)
         binary = await asyncio.to_thread(driver.choose, self.options.extra.get("oci_runtime", ""))
         self.driver = driver.Driver(binary, self.paths.runc_root)
-        for path in (self.paths.root / "sandboxes").glob("*/sandbox.json"):
-            with contextlib.suppress(ValueError, KeyError, TypeError, OSError):
-                record = state.SandboxRecord.load(path)
-                self.sandboxes[record.id] = record
-        for path in (self.paths.root / "containers").glob("*/record.json"):
-            with contextlib.suppress(ValueError, KeyError, TypeError, OSError):
-                container = state.ContainerRecord.load(path)
-                self.containers[container.id] = container
+        self._adopt(state.SandboxRecord, state.ContainerRecord)
         for record in self.sandboxes.values():  # e.g. after a reboot: the namespace is gone
             if record.ready and record.netns and not netns.is_pinned(Path(record.netns)):
                 record.ready = False
-
-    async def close(self) -> None:
-        return None  # the shims own the containers
 
     def _driver(self) -> driver.Driver:
         if self.driver is None:
@@ -173,21 +161,9 @@ class OciRuntime:
         await asyncio.to_thread(sandbox.write_files, directory, config, record.ip)
         record.save(self.paths)
 
-    def _sandbox(self, sandbox_id: str) -> state.SandboxRecord:
-        try:
-            return self.sandboxes[sandbox_id]
-        except KeyError:
-            raise cri.NotFoundError(f"pod sandbox {sandbox_id!r} not found") from None
-
-    def _members(self, sandbox_id: str) -> list[str]:
-        return [c.id for c in self.containers.values() if c.sandbox_id == sandbox_id]
-
-    async def stop_pod_sandbox(self, sandbox_id: str) -> None:
-        record = self._sandbox(sandbox_id)
-        members = self._members(sandbox_id)
-        await asyncio.gather(*(self.stop_container(cid, 0) for cid in members))
+    async def _sandbox_stopped(self, record: state.SandboxRecord) -> None:
         if record.shared_pid:
-            sandbox.kill_pid_namespace(self.paths.sandbox(sandbox_id))
+            sandbox.kill_pid_namespace(self.paths.sandbox(record.id))
         if record.netns and self.network is not None and record.ready:
             meta = record.metadata
             await self.network.teardown(
@@ -197,39 +173,15 @@ class OciRuntime:
                 name=meta.name,
                 uid=meta.uid,
             )
-        if record.ready:
-            record.ready = False
-            record.save(self.paths)
 
-    async def remove_pod_sandbox(self, sandbox_id: str) -> None:
-        if sandbox_id not in self.sandboxes:
-            return
-        await self.stop_pod_sandbox(sandbox_id)
-        await asyncio.gather(*(self.remove_container(c) for c in self._members(sandbox_id)))
-        record = self.sandboxes.pop(sandbox_id)
-        directory = self.paths.sandbox(sandbox_id)
-        await asyncio.to_thread(sandbox.unpin_all, directory)
+    async def _release_sandbox(self, record: state.SandboxRecord) -> None:
+        await asyncio.to_thread(sandbox.unpin_all, self.paths.sandbox(record.id))
         if record.netns:
             await netns.delete(Path(record.netns))
         await asyncio.to_thread(cgroups.remove, record.cgroup_parent)
-        await asyncio.to_thread(shutil.rmtree, directory, True)
 
-    async def pod_sandbox_status(self, sandbox_id: str) -> cri.PodSandboxStatus:
-        return self._sandbox_status(self._sandbox(sandbox_id))
-
-    def _sandbox_status(self, record: state.SandboxRecord) -> cri.PodSandboxStatus:
-        return cri.PodSandboxStatus(
-            id=record.id,
-            metadata=record.metadata,
-            state=cri.SandboxState.READY if record.ready else cri.SandboxState.NOTREADY,
-            created_at=record.created_at,
-            ip=record.ip,
-            labels=dict(record.labels),
-            annotations=dict(record.annotations),
-        )
-
-    async def list_pod_sandboxes(self) -> list[cri.PodSandboxStatus]:
-        return [self._sandbox_status(r) for r in self.sandboxes.values()]
+    def _sandbox_ip(self, record: state.SandboxRecord) -> str:
+        return record.ip
 
     # --- containers --------------------------------------------------------------------
 
@@ -244,11 +196,7 @@ class OciRuntime:
     async def create_container(
         self, sandbox_id: str, config: cri.ContainerConfig, sandbox_config: cri.PodSandboxConfig
     ) -> str:
-        pod = self._sandbox(sandbox_id)
-        if not pod.ready:
-            raise cri.RuntimeError_(
-                f"pod sandbox {sandbox_id} is not ready", reason="CreateContainerError"
-            )
+        pod = self._ready_sandbox(sandbox_id)
         image = self._image(config.image)
         container_id = uuid.uuid4().hex
         record = state.ContainerRecord(
@@ -276,9 +224,7 @@ class OciRuntime:
             raise cri.RuntimeError_(
                 f"failed to create container: {err}", reason="CreateContainerError"
             ) from err
-        record.save(self.paths)
-        self.containers[container_id] = record
-        return container_id
+        return self._add_container(record)
 
     def _write_bundle(
         self,
@@ -316,7 +262,6 @@ class OciRuntime:
 
     def _write_shim_spec(self, record: state.ContainerRecord, config: cri.ContainerConfig) -> None:
         directory = self.paths.container(record.id)
-        extra = self.options.extra
         argv = self._driver().run_detached(
             self.paths.bundle(record.id), record.id, directory / "pid"
         )
@@ -324,128 +269,31 @@ class OciRuntime:
         argv[3:3] = ["--log", str(directory / "runc.log"), "--log-format", "json"]
         shim_spec = {
             "argv": argv,
-            "tty": config.tty,
-            "stdin": config.stdin,
-            "stdin_once": config.stdin_once,
-            "log_path": record.log_path,
-            "log_max_size": int(extra.get("log_max_size", layout.LOG_MAX_SIZE)),
-            "log_max_files": int(extra.get("log_max_files", layout.LOG_MAX_FILES)),
+            **statedir.monitor_spec(config, record.log_path, self.options.extra),
             "pid_file": str(directory / "pid"),
             "runc_log": str(directory / "runc.log"),
             "oom_file": str(cgroups.oom_file(record.cgroups_path)),
         }
         (directory / "spec.bin").write_bytes(marshal.dumps(shim_spec))
 
-    def _container(self, container_id: str) -> state.ContainerRecord:
-        try:
-            return self.containers[container_id]
-        except KeyError:
-            raise cri.NotFoundError(f"container {container_id!r} not found") from None
+    def _monitor_argv(self, directory: Path) -> list[str]:
+        return [SHIM, str(directory), PROCESS_DIR]
 
-    def _lock(self, container_id: str) -> asyncio.Lock:
-        return self.locks.setdefault(container_id, asyncio.Lock())
+    def _signal(self, pid: int, sig: int) -> None:
+        # the container's init (tini) forwards it to the app
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
 
-    async def start_container(self, container_id: str) -> None:
-        record = self._container(container_id)
-        async with self._lock(container_id):
-            current = self._status(record).state
-            if current != cri.ContainerState.CREATED:
-                raise cri.RuntimeError_(
-                    f"container {container_id} is {current.value}, not CONTAINER_CREATED"
-                )
-            outcome = await self._run_shim(self.paths.container(container_id))
-        if not outcome.startswith("ok"):
-            message = outcome.removeprefix("error ").strip() or "the shim failed to start"
-            raise cri.RuntimeError_(f"failed to start container {container_id}: {message}")
-
-    async def _run_shim(self, directory: Path) -> str:
-        log = os.open(directory / "shim.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-I", "-S", SHIM, str(directory), PROCESS_DIR,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=log,
-                start_new_session=True,
-            )  # fmt: skip
-        finally:
-            os.close(log)
-        try:
-            out, _ = await asyncio.wait_for(proc.communicate(), START_TIMEOUT)
-        except TimeoutError:
-            return f"error the shim did not report within {START_TIMEOUT}s"
-        return out.decode(errors="replace")
-
-    async def stop_container(self, container_id: str, grace_period: float) -> None:
-        record = self._container(container_id)
-        status = layout.read_status(self.paths.container(container_id) / "status")
-        if not self._running(status):
-            return
-        pid = int(status["pid"])
-        if grace_period > 0:
-            _kill(pid, signal.SIGTERM)
-            if await self._wait_exit(record, grace_period):
-                return
-        _kill(pid, signal.SIGKILL)
+    async def _killed(self, container_id: str) -> None:
         await self._driver().run("kill", "--all", container_id, "KILL")
-        await self._wait_exit(record, 30.0)
 
-    def _running(self, status: dict[str, str]) -> bool:
-        if "pid" not in status or "finished_at" in status:
-            return False
-        return procfs.alive(int(status["pid"]), status.get("pid_start", "")) or procfs.alive(
-            int(status.get("monitor_pid", "0")), status.get("monitor_start", "")
-        )
-
-    async def _wait_exit(self, record: state.ContainerRecord, seconds: float) -> bool:
-        deadline = time.monotonic() + seconds
-        delay = 0.002
-        while time.monotonic() < deadline:
-            if self._status(record).state == cri.ContainerState.EXITED:
-                return True
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.05)
-        return False
-
-    async def remove_container(self, container_id: str) -> None:
-        if container_id not in self.containers:
-            return
-        await self.stop_container(container_id, 0)
-        record = self.containers.pop(container_id)
-        self.locks.pop(container_id, None)
-        await self._driver().delete(container_id)
-        await asyncio.to_thread(rootfs.remove, self.paths.bundle(container_id))
+    async def _release_container(self, record: state.ContainerRecord) -> None:
+        await self._driver().delete(record.id)
+        await asyncio.to_thread(rootfs.remove, self.paths.bundle(record.id))
         await asyncio.to_thread(cgroups.remove, record.cgroups_path)
-        await asyncio.to_thread(shutil.rmtree, self.paths.container(container_id), True)
 
-    async def container_status(self, container_id: str) -> cri.ContainerStatus:
-        return self._status(self._container(container_id))
-
-    def _status(self, record: state.ContainerRecord) -> cri.ContainerStatus:
-        status = layout.read_status(self.paths.container(record.id) / "status")
-        base = cri.ContainerStatus(
-            id=record.id,
-            metadata=record.metadata,
-            state=cri.ContainerState.CREATED,
-            sandbox_id=record.sandbox_id,
-            image=record.image,
-            image_ref=record.image_ref,
-            created_at=record.created_at,
-            log_path=record.log_path,
-            labels=dict(record.labels),
-            annotations=dict(record.annotations),
-        )
-        result = layout.container_status(base, status, running=self._running(status))
-        if status.get("oom_killed") == "1":
-            result = replace(result, reason="OOMKilled")
-        return result
-
-    async def list_containers(self, sandbox_id: str | None = None) -> list[cri.ContainerStatus]:
-        return [
-            self._status(r)
-            for r in self.containers.values()
-            if sandbox_id is None or r.sandbox_id == sandbox_id
-        ]
+    def _image_ref(self, record: state.ContainerRecord) -> str:
+        return record.image_ref
 
     async def container_stats(self, container_id: str) -> cri.ContainerStats:
         record = self._container(container_id)
@@ -463,39 +311,10 @@ class OciRuntime:
     async def _spawn(
         self, container_id: str, cmd: list[str], *, tty: bool, stdin: bool
     ) -> execs.ContainerExec:
-        record = self._container(container_id)
-        if self._status(record).state != cri.ContainerState.RUNNING:
-            raise cri.RuntimeError_(
-                f"container {container_id} is not running", reason="ContainerNotRunning"
-            )
-        if not cmd:
-            raise cri.RuntimeError_("exec needs a command", reason="ExecError")
+        self._exec_target(container_id, cmd)
         pid_file = self.paths.container(container_id) / f"exec-{uuid.uuid4().hex[:12]}.pid"
         argv = self._driver().exec_argv(container_id, cmd, tty=tty, pid_file=pid_file)
         return await execs.start(argv, pid_file, tty=tty, stdin=stdin)
-
-    async def exec_sync(
-        self, container_id: str, cmd: list[str], kill_after: float | None = None
-    ) -> cri.ExecResult:
-        session = await self._spawn(container_id, cmd, tty=False, stdin=False)
-        collect = asyncio.gather(
-            execs.read_all(session.read_stdout), execs.read_all(session.read_stderr), session.wait()
-        )
-        try:
-            out, err, code = await asyncio.wait_for(collect, kill_after)
-        except TimeoutError:
-            await session.close()
-            raise TimeoutError(f"command {cmd!r} timed out after {kill_after}s") from None
-        return cri.ExecResult(exit_code=code, stdout=out, stderr=err)
-
-    async def exec(
-        self, container_id: str, cmd: list[str], *, tty: bool, stdin: bool
-    ) -> cri.StreamSession:
-        return await self._spawn(container_id, cmd, tty=tty, stdin=stdin)
-
-    async def attach(self, container_id: str, *, tty: bool, stdin: bool) -> cri.StreamSession:
-        self._container(container_id)
-        return await streams.attach(self.paths.container(container_id), stdin=stdin)
 
     async def port_forward(self, sandbox_id: str, port: int) -> cri.PortStream:
         record = self._sandbox(sandbox_id)
@@ -549,11 +368,6 @@ def _port(mapping: cri.PortMapping) -> cni.PortMapping:
         protocol=mapping.protocol,
         host_ip=mapping.host_ip,
     )
-
-
-def _kill(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, sig)
 
 
 def _image(record: model.ImageRecord) -> cri.Image:

@@ -8,144 +8,51 @@ Everything the runtime knows is here, so a restarted agent rebuilds its view by 
     <root>/containers/<id>/config.json   the container record, written by create_container
     <root>/containers/<id>/spec.bin      what the monitor runs (marshal: the monitor is stdlib-only)
     <root>/containers/<id>/status        written by the monitor only: key=value lines
+                                         (:mod:`kybern.runtime.statedir` reads it)
     <root>/containers/<id>/attach.sock   the monitor's attach socket while the container runs
     <root>/containers/<id>/monitor.log   the monitor's own stderr
     <root>/containers/<id>/scratch/      staging mount points (volumes, see mounts.py)
 
-JSON records are replaced atomically (write a temporary file, rename).
+The records and the status file are the ones every monitored runtime keeps
+(:mod:`kybern.runtime.statedir`); this module adds the process runtime's own fields and the
+monitor's instructions.
 """
 
 from __future__ import annotations
 
-import json
 import marshal
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kybern.runtime import cri
-
-LOG_MAX_SIZE = 10 * 1024 * 1024  # as the kubelet's containerLogMaxSize default
-LOG_MAX_FILES = 5  # as containerLogMaxFiles: the current file and 4 rotated ones
+from kybern.runtime import cri, statedir
 
 
 @dataclass(frozen=True)
-class Paths:
-    root: Path
-
-    def sandbox(self, sandbox_id: str) -> Path:
-        return self.root / "sandboxes" / sandbox_id
-
+class Paths(statedir.Paths):
     def pod_dir(self, sandbox_id: str) -> Path:
         return self.sandbox(sandbox_id) / "work"
 
-    def container(self, container_id: str) -> Path:
-        return self.root / "containers" / container_id
 
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
-
-
-def read_status(path: Path) -> dict[str, str]:
-    """The monitor's ``status`` file; {} before the monitor wrote it."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return {}
-    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
-
-
-@dataclass
-class SandboxRecord:
-    id: str
-    metadata: cri.PodMeta
-    created_at: int
-    ready: bool = True
-    hostname: str = ""
+@dataclass(kw_only=True)
+class SandboxRecord(statedir.SandboxRecord):
     log_directory: str = ""
-    labels: dict[str, str] = field(default_factory=dict)
-    annotations: dict[str, str] = field(default_factory=dict)
-
-    def save(self, paths: Paths) -> None:
-        data = {k: v for k, v in vars(self).items() if k != "metadata"}
-        write_json(
-            paths.sandbox(self.id) / "sandbox.json", data | {"metadata": vars(self.metadata)}
-        )
-
-    @classmethod
-    def load(cls, path: Path) -> SandboxRecord:
-        data = json.loads(path.read_text())
-        return cls(**(data | {"metadata": cri.PodMeta(**data["metadata"])}))
 
 
-@dataclass
-class ContainerRecord:
-    id: str
-    sandbox_id: str
-    metadata: cri.ContainerMeta
-    image: str
-    created_at: int
+@dataclass(kw_only=True)
+class ContainerRecord(statedir.ContainerRecord):
+    RECORD_FILE = "config.json"
+
     argv: list[str]
     env: list[tuple[str, str]]
     cwd: str
-    log_path: str
     has_mounts: bool = False
     user: list[int] = field(default_factory=list)  # [uid, gid, *groups] to switch to; [] = ours
-    tty: bool = False
-    stdin: bool = False
-    labels: dict[str, str] = field(default_factory=dict)
-    annotations: dict[str, str] = field(default_factory=dict)
-
-    def save(self, paths: Paths) -> None:
-        data = {k: v for k, v in vars(self).items() if k != "metadata"}
-        write_json(
-            paths.container(self.id) / "config.json", data | {"metadata": vars(self.metadata)}
-        )
 
     @classmethod
-    def load(cls, path: Path) -> ContainerRecord:
-        data = json.loads(path.read_text())
-        env = [(k, v) for k, v in data["env"]]
-        return cls(**(data | {"metadata": cri.ContainerMeta(**data["metadata"]), "env": env}))
-
-
-def container_status(
-    base: cri.ContainerStatus, status: dict[str, str], *, running: bool
-) -> cri.ContainerStatus:
-    """Fill state, times, pid and exit from the monitor's status file."""
-    started = int(status.get("started_at", "0"))
-    if "finished_at" in status:
-        code = int(status.get("exit_code", "0"))
-        error = status.get("error", "")
-        reason = "StartError" if error else ("Completed" if code == 0 else "Error")
-        return replace(
-            base,
-            state=cri.ContainerState.EXITED,
-            started_at=started,
-            finished_at=int(status["finished_at"]),
-            exit_code=code,
-            reason=reason,
-            message=error,
-        )
-    if "pid" not in status:
-        return base
-    if running:
-        return replace(
-            base, state=cri.ContainerState.RUNNING, started_at=started, pid=int(status["pid"])
-        )
-    return replace(  # monitor and process are gone without a word (both killed)
-        base,
-        state=cri.ContainerState.EXITED,
-        started_at=started,
-        finished_at=started,
-        exit_code=255,
-        reason="Error",
-        message="the container and its monitor disappeared; its exit code is unknown",
-    )
+    def decode(cls, data: dict[str, Any]) -> dict[str, Any]:
+        return super().decode(data) | {"env": [(k, v) for k, v in data["env"]]}
 
 
 def write_spec(
@@ -157,12 +64,7 @@ def write_spec(
         "argv": record.argv,
         "env": record.env,
         "cwd": record.cwd,
-        "tty": config.tty,
-        "stdin": config.stdin,
-        "stdin_once": config.stdin_once,
-        "log_path": record.log_path,
-        "log_max_size": int(extra.get("log_max_size", LOG_MAX_SIZE)),
-        "log_max_files": int(extra.get("log_max_files", LOG_MAX_FILES)),
+        **statedir.monitor_spec(config, record.log_path, extra),
         "mounts": [
             (m.host_path, m.container_path, m.readonly, m.propagation) for m in mounts(config)
         ],

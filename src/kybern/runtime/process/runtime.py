@@ -39,53 +39,36 @@ Behaviour worth knowing:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
-import shutil
-import signal
-import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from kybern.runtime import cri, registry
+from kybern.runtime import cri, monitored, registry
 from kybern.runtime.process import layout, procfs, streams, translate
 
 MONITOR = str(Path(__file__).with_name("monitor.py"))
 MONITOR_START_TIMEOUT = 30.0
 
 
-class ProcessRuntime:
+class ProcessRuntime(monitored.MonitoredRuntime[layout.SandboxRecord, layout.ContainerRecord]):
+    """Host processes under a monitor; the shared bookkeeping is :mod:`kybern.runtime.monitored`."""
+
     name = "process"
+    monitor_name = "monitor"
+    monitor_timeout = MONITOR_START_TIMEOUT
 
     def __init__(self, options: registry.Options) -> None:
-        self.options = options
-        self.paths = layout.Paths(options.root)
-        self.sandboxes: dict[str, layout.SandboxRecord] = {}
-        self.containers: dict[str, layout.ContainerRecord] = {}
+        super().__init__(options)
+        self.paths: layout.Paths = layout.Paths(options.root)
         self.images: dict[str, cri.Image] = {}
-        self.locks: dict[str, asyncio.Lock] = {}
         self.execs: dict[str, list[streams.ExecSession]] = {}
 
     # --- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
         """Create the state dirs and adopt every sandbox and container found there."""
-        for sub in ("sandboxes", "containers"):
-            (self.paths.root / sub).mkdir(parents=True, exist_ok=True)
-        for path in (self.paths.root / "sandboxes").glob("*/sandbox.json"):
-            with contextlib.suppress(ValueError, KeyError, TypeError, OSError):
-                record = layout.SandboxRecord.load(path)
-                self.sandboxes[record.id] = record
-        for path in (self.paths.root / "containers").glob("*/config.json"):
-            with contextlib.suppress(ValueError, KeyError, TypeError, OSError):
-                container = layout.ContainerRecord.load(path)
-                self.containers[container.id] = container
-
-    async def close(self) -> None:
-        return None  # the monitors own the containers; nothing of ours to release
+        self._adopt(layout.SandboxRecord, layout.ContainerRecord)
 
     # --- sandboxes ---------------------------------------------------------------------
 
@@ -105,56 +88,15 @@ class ProcessRuntime:
         self.sandboxes[sandbox_id] = record
         return sandbox_id
 
-    def _sandbox(self, sandbox_id: str) -> layout.SandboxRecord:
-        try:
-            return self.sandboxes[sandbox_id]
-        except KeyError:
-            raise cri.NotFoundError(f"pod sandbox {sandbox_id!r} not found") from None
-
-    async def stop_pod_sandbox(self, sandbox_id: str) -> None:
-        record = self._sandbox(sandbox_id)
-        members = [c.id for c in self.containers.values() if c.sandbox_id == sandbox_id]
-        await asyncio.gather(*(self.stop_container(cid, 0) for cid in members))
-        if record.ready:
-            record.ready = False
-            record.save(self.paths)
-
-    async def remove_pod_sandbox(self, sandbox_id: str) -> None:
-        if sandbox_id not in self.sandboxes:
-            return  # removing twice is fine
-        await self.stop_pod_sandbox(sandbox_id)
-        members = [c.id for c in self.containers.values() if c.sandbox_id == sandbox_id]
-        await asyncio.gather(*(self.remove_container(cid) for cid in members))
-        del self.sandboxes[sandbox_id]
-        await asyncio.to_thread(shutil.rmtree, self.paths.sandbox(sandbox_id), True)
-
-    async def pod_sandbox_status(self, sandbox_id: str) -> cri.PodSandboxStatus:
-        return self._sandbox_status(self._sandbox(sandbox_id))
-
-    def _sandbox_status(self, record: layout.SandboxRecord) -> cri.PodSandboxStatus:
-        return cri.PodSandboxStatus(
-            id=record.id,
-            metadata=record.metadata,
-            state=cri.SandboxState.READY if record.ready else cri.SandboxState.NOTREADY,
-            created_at=record.created_at,
-            ip=self.options.node_ip,
-            labels=dict(record.labels),
-            annotations=dict(record.annotations),
-        )
-
-    async def list_pod_sandboxes(self) -> list[cri.PodSandboxStatus]:
-        return [self._sandbox_status(r) for r in self.sandboxes.values()]
+    def _sandbox_ip(self, record: layout.SandboxRecord) -> str:
+        return self.options.node_ip  # host network
 
     # --- containers --------------------------------------------------------------------
 
     async def create_container(
         self, sandbox_id: str, config: cri.ContainerConfig, sandbox_config: cri.PodSandboxConfig
     ) -> str:
-        sandbox = self._sandbox(sandbox_id)
-        if not sandbox.ready:
-            raise cri.RuntimeError_(
-                f"pod sandbox {sandbox_id} is not ready", reason="CreateContainerError"
-            )
+        sandbox = self._ready_sandbox(sandbox_id)
         if not config.command:
             raise cri.RuntimeError_(
                 f"container {config.metadata.name!r} has no command: the process runtime cannot "
@@ -167,9 +109,7 @@ class ProcessRuntime:
         directory = self.paths.container(record.id)
         directory.mkdir(parents=True)
         layout.write_spec(self.paths, record, config, self.options.extra)
-        record.save(self.paths)
-        self.containers[record.id] = record
-        return record.id
+        return self._add_container(record)
 
     def _new_record(
         self, sandbox: layout.SandboxRecord, config: cri.ContainerConfig
@@ -196,127 +136,18 @@ class ProcessRuntime:
             annotations=dict(config.annotations),
         )
 
-    def _container(self, container_id: str) -> layout.ContainerRecord:
-        try:
-            return self.containers[container_id]
-        except KeyError:
-            raise cri.NotFoundError(f"container {container_id!r} not found") from None
+    def _monitor_argv(self, directory: Path) -> list[str]:
+        return [MONITOR, str(directory)]
 
-    def _lock(self, container_id: str) -> asyncio.Lock:
-        return self.locks.setdefault(container_id, asyncio.Lock())
+    def _signal(self, pid: int, sig: int) -> None:
+        streams.kill_group(pid, sig)  # the container is its main process's group
 
-    async def start_container(self, container_id: str) -> None:
-        record = self._container(container_id)
-        async with self._lock(container_id):
-            state = self._status(record).state
-            if state != cri.ContainerState.CREATED:
-                raise cri.RuntimeError_(
-                    f"container {container_id} is {state.value}, not CONTAINER_CREATED"
-                )
-            outcome = await self._run_monitor(self.paths.container(container_id))
-        if not outcome.startswith("ok"):
-            message = outcome.removeprefix("error ").strip() or "the monitor failed to start"
-            raise cri.RuntimeError_(f"failed to start container {container_id}: {message}")
-
-    async def _run_monitor(self, directory: Path) -> str:
-        """Start the monitor; returns its first line (``ok <pid>`` or ``error <message>``)."""
-        log = os.open(directory / "monitor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-I",
-                "-S",
-                MONITOR,
-                str(directory),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=log,
-                start_new_session=True,
-            )
-        finally:
-            os.close(log)
-        # The first fork exits at once; the monitor writes one line and then lets go of the
-        # pipe, so reading to EOF returns as soon as the container started (or failed to).
-        try:
-            out, _ = await asyncio.wait_for(proc.communicate(), MONITOR_START_TIMEOUT)
-        except TimeoutError:
-            return f"error the monitor did not report within {MONITOR_START_TIMEOUT}s"
-        return out.decode(errors="replace")
-
-    async def stop_container(self, container_id: str, grace_period: float) -> None:
-        record = self._container(container_id)
-        status = layout.read_status(self.paths.container(container_id) / "status")
-        if self._running(status):
-            await self._signal_and_wait(record, int(status["pid"]), grace_period)
+    async def _stopped(self, container_id: str) -> None:
         for session in self.execs.pop(container_id, []):
             await session.close()
 
-    async def _signal_and_wait(
-        self, record: layout.ContainerRecord, pid: int, grace_period: float
-    ) -> None:
-        if grace_period > 0:
-            streams.kill_group(pid, signal.SIGTERM)
-            if await self._wait_exit(record, grace_period):
-                return
-        streams.kill_group(pid, signal.SIGKILL)
-        await self._wait_exit(record, 30.0)
-
-    def _running(self, status: dict[str, str]) -> bool:
-        if "pid" not in status or "finished_at" in status:
-            return False
-        return procfs.alive(int(status["pid"]), status.get("pid_start", "")) or procfs.alive(
-            int(status.get("monitor_pid", "0")), status.get("monitor_start", "")
-        )
-
-    async def _wait_exit(self, record: layout.ContainerRecord, seconds: float) -> bool:
-        """Poll the status file until the monitor recorded the exit (or nobody is left)."""
-        deadline = time.monotonic() + seconds
-        delay = 0.002
-        while time.monotonic() < deadline:
-            if self._status(record).state == cri.ContainerState.EXITED:
-                return True
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.05)
-        return False
-
-    async def remove_container(self, container_id: str) -> None:
-        if container_id not in self.containers:
-            return
-        await self.stop_container(container_id, 0)
-        del self.containers[container_id]
-        self.locks.pop(container_id, None)
-        await asyncio.to_thread(shutil.rmtree, self.paths.container(container_id), True)
-
-    async def container_status(self, container_id: str) -> cri.ContainerStatus:
-        return self._status(self._container(container_id))
-
-    def _status(self, record: layout.ContainerRecord) -> cri.ContainerStatus:
-        status = layout.read_status(self.paths.container(record.id) / "status")
-        base = cri.ContainerStatus(
-            id=record.id,
-            metadata=record.metadata,
-            state=cri.ContainerState.CREATED,
-            sandbox_id=record.sandbox_id,
-            image=record.image,
-            image_ref=image_id(record.image),
-            created_at=record.created_at,
-            log_path=record.log_path,
-            labels=dict(record.labels),
-            annotations=dict(record.annotations),
-        )
-        running = self._running(status)
-        if not running and "finished_at" not in status:
-            # the monitor may have recorded the exit and left between our read and the
-            # liveness check: read again before calling the container lost
-            status = layout.read_status(self.paths.container(record.id) / "status")
-        return layout.container_status(base, status, running=running)
-
-    async def list_containers(self, sandbox_id: str | None = None) -> list[cri.ContainerStatus]:
-        return [
-            self._status(r)
-            for r in self.containers.values()
-            if sandbox_id is None or r.sandbox_id == sandbox_id
-        ]
+    def _image_ref(self, record: layout.ContainerRecord) -> str:
+        return image_id(record.image)
 
     async def container_stats(self, container_id: str) -> cri.ContainerStats:
         status = await self.container_status(container_id)
@@ -335,16 +166,10 @@ class ProcessRuntime:
 
     # --- streaming ---------------------------------------------------------------------
 
-    async def _exec_argv(self, container_id: str, cmd: list[str]) -> tuple[list[str], str | None]:
+    def _exec_argv(self, container_id: str, cmd: list[str]) -> tuple[list[str], str | None]:
         """The command line (entering the container's namespaces) and the working dir to use."""
         record = self._container(container_id)
-        status = await self.container_status(container_id)
-        if status.state != cri.ContainerState.RUNNING:
-            raise cri.RuntimeError_(
-                f"container {container_id} is not running", reason="ContainerNotRunning"
-            )
-        if not cmd:
-            raise cri.RuntimeError_("exec needs a command", reason="ExecError")
+        status = self._exec_target(container_id, cmd)
         if record.user:
             uid, gid, *groups = record.user
             switch = [f"--reuid={uid}", f"--regid={gid}"]
@@ -361,8 +186,8 @@ class ProcessRuntime:
 
     async def _spawn(
         self, container_id: str, cmd: list[str], *, tty: bool, stdin: bool
-    ) -> cri.StreamSession:
-        argv, cwd = await self._exec_argv(container_id, cmd)
+    ) -> streams.ExecSession:
+        argv, cwd = self._exec_argv(container_id, cmd)
         env = dict(self._container(container_id).env)
         try:
             session = await streams.spawn(argv, env=env, cwd=cwd, tty=tty, stdin=stdin)
@@ -376,29 +201,6 @@ class ProcessRuntime:
         sessions[:] = [s for s in sessions if s.running()]
         sessions.append(session)
         return session
-
-    async def exec_sync(
-        self, container_id: str, cmd: list[str], kill_after: float | None = None
-    ) -> cri.ExecResult:
-        session = await self._spawn(container_id, cmd, tty=False, stdin=False)
-        collect = asyncio.gather(
-            _read_all(session.read_stdout), _read_all(session.read_stderr), session.wait()
-        )
-        try:
-            out, err, code = await asyncio.wait_for(collect, kill_after)
-        except TimeoutError:
-            await session.close()
-            raise TimeoutError(f"command {cmd!r} timed out after {kill_after}s") from None
-        return cri.ExecResult(exit_code=code, stdout=out, stderr=err)
-
-    async def exec(
-        self, container_id: str, cmd: list[str], *, tty: bool, stdin: bool
-    ) -> cri.StreamSession:
-        return await self._spawn(container_id, cmd, tty=tty, stdin=stdin)
-
-    async def attach(self, container_id: str, *, tty: bool, stdin: bool) -> cri.StreamSession:
-        self._container(container_id)
-        return await streams.attach(self.paths.container(container_id), stdin=stdin)
 
     async def port_forward(self, sandbox_id: str, port: int) -> cri.PortStream:
         self._sandbox(sandbox_id)
@@ -421,15 +223,5 @@ class ProcessRuntime:
         self.images.pop(image, None)
 
 
-# --- helpers -----------------------------------------------------------------------------
-
-
 def image_id(image: str) -> str:
     return f"process://{image}"
-
-
-async def _read_all(read: Callable[[], Awaitable[bytes]]) -> bytes:
-    chunks = []
-    while chunk := await read():
-        chunks.append(chunk)
-    return b"".join(chunks)
