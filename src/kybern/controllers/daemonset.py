@@ -4,8 +4,9 @@ One reconcile of ``namespace/name`` (Kubernetes' DaemonSetsController.syncDaemon
 
 1. Claim pods the selector matches (ControllerRefManager) and group them by the node they
    are for (``spec.nodeName``, or the node pinned by their node affinity).
-2. The template's ControllerRevision ``<set>-<hash>`` (shared with the StatefulSet
-   controller); pods carry ``controller-revision-hash: <hash>``.
+2. The template's ControllerRevision ``<set>-<hash>`` (``history``, shared with the
+   StatefulSet controller); pods carry ``controller-revision-hash: <hash>``. Old revisions
+   are kept (no history truncation yet).
 3. For every node decide whether a daemon pod should run there (nodeSelector, required node
    affinity, NoSchedule/NoExecute taints against the template's tolerations plus the ones
    Kubernetes adds to every daemon pod) and whether an existing one may stay (only NoExecute
@@ -28,17 +29,15 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from kybern import client as kclient
-from kybern.api import errors as api_errors
-from kybern.api import labels, placement
-from kybern.client import store
+from kybern.api import placement
 from kybern.controllers import (
     claims,
     deploymentutil,
-    events,
-    podcontrol,
+    history,
     pods,
     runtime,
     statefulset,
+    workload,
 )
 
 log = logging.getLogger(__name__)
@@ -138,10 +137,6 @@ def pin_to_node(pod_spec: Obj, node_name: str) -> None:
     }
 
 
-def revision_hash(ds: Obj, revision: Obj) -> str:
-    return str(revision["metadata"]["name"])[len(ds["metadata"]["name"]) + 1 :]
-
-
 def new_pod(ds: Obj, template: Obj, hash_: str, node_name: str) -> Obj:
     meta = ds["metadata"]
     tmeta = template.get("metadata") or {}
@@ -174,29 +169,15 @@ def max_unavailable(ds: Obj, desired: int) -> int:
 # -- the controller ------------------------------------------------------------------------
 
 
-class DaemonSetController:
+class DaemonSetController(workload.PodOwnerController):
     name = "daemonset"
     workers = 2
+    api_version = API_VERSION
+    kind = KIND
 
-    def __init__(
-        self,
-        *,
-        client: kclient.Client,
-        informers: kclient.SharedInformerFactory,
-        clock: kclient.Clock | None = None,
-    ) -> None:
-        self.client = client
-        self.clock = clock or informers.clock
-        self.sets = informers.informer_for(API_VERSION, KIND).store
-        pod_informer = informers.informer_for("v1", "Pod")
-        self.pods = pod_informer.store
+    def add_caches(self, informers: kclient.SharedInformerFactory) -> None:
         self.nodes = informers.informer_for("v1", "Node").store
-        self.revisions = informers.informer_for(API_VERSION, "ControllerRevision").store
-        self.expectations = pods.Expectations(
-            self.pods, lambda: pod_informer.last_resource_version, self.clock
-        )
-        self.recorder = events.Recorder(client, "daemonset-controller", clock=self.clock)
-        self.pod_control = podcontrol.PodControl(client, self.recorder, self.expectations)
+        self.revisions = informers.informer_for(API_VERSION, history.KIND).store
 
     def watches(self) -> Sequence[runtime.Watch]:
         return [
@@ -210,36 +191,18 @@ class DaemonSetController:
         """A node change may concern every DaemonSet."""
         return [kclient.key_of(ds) for ds in self.sets.list()]
 
-    def pod_keys(self, pod: Obj) -> Iterable[str]:
-        return claims.owner_keys(pod, KIND, self.sets.list(pod["metadata"].get("namespace", "")))
-
     async def reconcile(self, key: str) -> runtime.Result:
-        ds = self.sets.get(key)
-        if ds is None:
-            self.expectations.forget(key)
+        loaded = self.load(key)
+        if loaded is None:
             return runtime.Result()
-        ds = {**ds, "apiVersion": API_VERSION, "kind": KIND}
-        try:
-            selector = labels.from_label_selector((ds.get("spec") or {}).get("selector"))
-        except api_errors.BadRequest as exc:
-            raise runtime.TerminalError(f"{key}: invalid selector: {exc}") from exc
-        namespace = ds["metadata"]["namespace"]
-        found = {
-            kclient.key_of(p): p for p in self.pods.by_index(store.OWNER, ds["metadata"]["uid"])
-        }
-        for pod in self.pods.list(namespace):
-            found.setdefault(kclient.key_of(pod), pod)
+        ds, selector = loaded
+        candidates = workload.candidates(self.pods, ds, selector)
         owned = await claims.claim(
-            self.client, ds, selector, list(found.values()), api_version="v1", kind="Pod"
+            self.client, ds, selector, candidates, api_version="v1", kind="Pod"
         )
-        uid = ds["metadata"]["uid"]
-        revisions = [
-            r
-            for r in self.revisions.by_index(store.OWNER, uid)
-            if (pods.controller_ref(r) or {}).get("uid") == uid
-        ]
-        revision, _ = await statefulset.ensure_revision(self.client, ds, revisions)
-        hash_ = revision_hash(ds, revision)
+        revisions = history.owned(self.revisions, ds)
+        revision, _ = await history.ensure_revision(self.client, ds, revisions)
+        hash_ = history.hash_of(ds, revision)
         by_node: dict[str, list[Obj]] = {}
         for pod in owned:
             by_node.setdefault(node_of(pod), []).append(pod)

@@ -11,7 +11,8 @@ One reconcile of ``namespace/name``:
    deletionTimestamp; ready = publishNotReadyAddresses or serving and not terminating),
    ``nodeName``, ``zone`` (the node's ``topology.kubernetes.io/zone`` label), ``targetRef``
    and ``hostname`` (as for Endpoints).
-3. Ports are resolved per pod as for Endpoints; endpoints are grouped by identical port sets
+3. Ports are resolved per pod as for Endpoints (``servicepods``, shared with the Endpoints
+   controller); endpoints are grouped by identical port sets
    and each group is cut into slices of at most ``MAX_ENDPOINTS_PER_SLICE`` (sorted by IP).
    A Service with no endpoints keeps one placeholder slice with no ports and no endpoints.
 4. Desired slices are matched to existing slices with the same ports (by name); changed ones
@@ -28,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from kybern import client as kclient
-from kybern.controllers import endpoints, pods, runtime
+from kybern.controllers import pods, runtime, servicepods
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -42,7 +43,7 @@ ZONE_LABEL = "topology.kubernetes.io/zone"
 MAX_ENDPOINTS_PER_SLICE = 100
 STALE_RECHECK = 1.0  # seconds before looking again at a cache behind our own writes
 
-PortsKey = tuple[tuple[str, int, str, str], ...]
+PortsKey = servicepods.PortsKey
 
 
 def slice_port(service_port: Obj, number: int) -> Obj:
@@ -56,21 +57,8 @@ def slice_port(service_port: Obj, number: int) -> Obj:
     return port
 
 
-def _port_key(port: Obj) -> tuple[str, int, str, str]:
-    return (
-        str(port.get("name") or ""),
-        int(port["port"]),
-        str(port.get("protocol") or ""),
-        str(port.get("appProtocol") or ""),
-    )
-
-
-def ports_key(ports: Iterable[Obj]) -> PortsKey:
-    return tuple(sorted({_port_key(p) for p in ports}))
-
-
 def slice_labels(service: Obj) -> dict[str, str]:
-    wanted = endpoints.endpoints_labels(service)
+    wanted = servicepods.service_labels(service)
     wanted.pop(MANAGED_BY_LABEL, None)
     wanted[SERVICE_NAME_LABEL] = service["metadata"]["name"]
     wanted[MANAGED_BY_LABEL] = MANAGED_BY
@@ -81,21 +69,11 @@ def is_managed(slice_: Obj) -> bool:
     return (slice_["metadata"].get("labels") or {}).get(MANAGED_BY_LABEL) == MANAGED_BY
 
 
-class EndpointSliceController:
+class EndpointSliceController(servicepods.ServicePodsController):
     name = "endpointslice"
     workers = 5
 
-    def __init__(
-        self,
-        *,
-        client: kclient.Client,
-        informers: kclient.SharedInformerFactory,
-        clock: kclient.Clock | None = None,
-    ) -> None:
-        self.client = client
-        self.clock = clock or informers.clock
-        self.services = informers.informer_for("v1", "Service").store
-        self.pods = informers.informer_for("v1", "Pod").store
+    def add_caches(self, informers: kclient.SharedInformerFactory) -> None:
         self.nodes = informers.informer_for("v1", "Node").store
         self.slices = informers.informer_for(API_VERSION, KIND).store
         # service key -> slice name -> resourceVersion of our last write (None: deleted);
@@ -108,16 +86,6 @@ class EndpointSliceController:
             runtime.Watch("v1", "Pod", self.pod_keys),
             runtime.Watch(API_VERSION, KIND, self.slice_keys),
         ]
-
-    def pod_keys(self, pod: Obj) -> Iterable[str]:
-        meta = pod.get("metadata") or {}
-        pod_labels = meta.get("labels") or {}
-        keys = []
-        for service in self.services.list(meta.get("namespace", "")):
-            selector = endpoints.service_selector(service)
-            if selector is not None and selector.matches(pod_labels):
-                keys.append(kclient.key_of(service))
-        return keys
 
     def slice_keys(self, slice_: Obj) -> Iterable[str]:
         meta = slice_.get("metadata") or {}
@@ -160,16 +128,10 @@ class EndpointSliceController:
             for slice_ in existing:
                 await self.delete(key, slice_)
             return runtime.Result()
-        selector = endpoints.service_selector(service)
-        if selector is None:
+        # terminating pods included (with their conditions), as Kubernetes does
+        members = self.members(service, include_terminating=True, ipv4_only=True)
+        if members is None:
             return runtime.Result()
-        members = [
-            p
-            for p in self.pods.list(namespace)
-            if selector.matches(p["metadata"].get("labels") or {})
-            and endpoints.should_be_in_endpoints(p, True)
-            and ":" not in endpoints.pod_ip(p)
-        ]
         desired = self.desired(service, members)
         await self.apply(service, desired, existing)
         return runtime.Result()
@@ -180,7 +142,7 @@ class EndpointSliceController:
         publish = bool((service.get("spec") or {}).get("publishNotReadyAddresses"))
         serving = publish or pods.is_ready(pod)
         terminating = bool(pod["metadata"].get("deletionTimestamp"))
-        address = endpoints.pod_address(pod, service)
+        address = servicepods.pod_address(pod, service)
         result: Obj = {
             "addresses": [address["ip"]],
             "conditions": {
@@ -203,24 +165,9 @@ class EndpointSliceController:
 
     def desired(self, service: Obj, members: Iterable[Obj]) -> list[tuple[list[Obj], list[Obj]]]:
         """(ports, endpoints) per wanted slice."""
-        spec = service.get("spec") or {}
-        service_ports = spec.get("ports") or []
-        headless = spec.get("clusterIP") == "None"
-        groups: dict[PortsKey, tuple[list[Obj], list[Obj]]] = {}
-        for pod in members:
-            ports = []
-            for service_port in service_ports:
-                number = endpoints.find_port(pod, service_port)
-                if number is not None:
-                    ports.append(slice_port(service_port, number))
-            if not ports and (service_ports or not headless):
-                continue
-            pkey = ports_key(ports)
-            unique = sorted({_port_key(p): p for p in ports}.values(), key=_port_key)
-            groups.setdefault(pkey, (unique, []))[1].append(self.endpoint(pod, service))
         result: list[tuple[list[Obj], list[Obj]]] = []
-        for pkey in sorted(groups):
-            ports, eps = groups[pkey]
+        for ports, group in servicepods.port_groups(service, members, slice_port):
+            eps = [self.endpoint(pod, service) for pod in group]
             eps.sort(key=lambda e: (e["addresses"][0], e["targetRef"]["uid"]))
             result.extend(
                 (ports, eps[start : start + MAX_ENDPOINTS_PER_SLICE])
@@ -238,10 +185,10 @@ class EndpointSliceController:
         wanted_labels = slice_labels(service)
         pool: dict[PortsKey, list[Obj]] = {}
         for slice_ in existing:
-            pool.setdefault(ports_key(slice_.get("ports") or []), []).append(slice_)
+            pool.setdefault(servicepods.ports_key(slice_.get("ports") or []), []).append(slice_)
         stamp = self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
         for ports, eps in desired:
-            reuse = pool.get(ports_key(ports))
+            reuse = pool.get(servicepods.ports_key(ports))
             if reuse:
                 current = reuse.pop(0)
                 if (
@@ -256,7 +203,7 @@ class EndpointSliceController:
                 meta["labels"] = wanted_labels
                 meta["annotations"] = {
                     **(meta.get("annotations") or {}),
-                    endpoints.LAST_CHANGE_TRIGGER_TIME: stamp,
+                    servicepods.LAST_CHANGE_TRIGGER_TIME: stamp,
                 }
                 try:
                     self.wrote(service, await self.client.update(updated))
@@ -289,7 +236,7 @@ class EndpointSliceController:
                     "generateName": f"{smeta['name']}-",
                     "namespace": smeta.get("namespace", ""),
                     "labels": wanted_labels,
-                    "annotations": {endpoints.LAST_CHANGE_TRIGGER_TIME: stamp},
+                    "annotations": {servicepods.LAST_CHANGE_TRIGGER_TIME: stamp},
                     "ownerReferences": [
                         {
                             "apiVersion": "v1",

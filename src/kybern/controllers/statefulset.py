@@ -4,8 +4,8 @@ One reconcile of ``namespace/name`` (Kubernetes' StatefulSetControl.UpdateStatef
 
 1. Claim pods (ControllerRefManager) that the selector matches and whose name is
    ``<set>-<ordinal>``; others are not members.
-2. Revisions: the template is stored in a ControllerRevision ``<set>-<hash>`` (data
-   ``{"spec": {"template": ..., "$patch": "replace"}}``); the one matching the current
+2. Revisions (``history``): the template is stored in a ControllerRevision ``<set>-<hash>``
+   (data ``{"spec": {"template": ..., "$patch": "replace"}}``); the one matching the current
    template is the update revision, ``status.currentRevision`` the one pods converge from.
    Old revisions beyond ``revisionHistoryLimit`` that no pod uses are deleted.
 3. If the expectations of earlier writes are met: create missing ordinals ``0..replicas-1``
@@ -25,16 +25,11 @@ from __future__ import annotations
 import copy
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
 from kybern import client as kclient
-from kybern.api import errors as api_errors
-from kybern.api import labels
-from kybern.client import store
-from kybern.controllers import claims, deploymentutil, events, pods, runtime
+from kybern.controllers import claims, events, history, pods, runtime, workload
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -44,7 +39,6 @@ KIND = "StatefulSet"
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
 REVISION_LABEL = "controller-revision-hash"
-DEFAULT_HISTORY_LIMIT = 10
 
 
 # -- pure helpers --------------------------------------------------------------------------
@@ -70,44 +64,6 @@ def is_failed(pod: Obj) -> bool:
 
 def terminating(pod: Obj) -> bool:
     return bool(pod["metadata"].get("deletionTimestamp"))
-
-
-def revision_data(sts: Obj) -> Obj:
-    """What a ControllerRevision of ``sts`` stores (Kubernetes' getPatch). Shaped as Go's
-    typed round trip writes it (keys sorted, a zero ``creationTimestamp: null``): kubectl
-    compares these bytes with its own encoding of the live object to skip a no-op undo."""
-    template = copy.deepcopy((sts.get("spec") or {}).get("template") or {})
-    template.setdefault("metadata", {}).setdefault("creationTimestamp", None)
-    template["$patch"] = "replace"
-    data: Obj = _sorted_keys({"spec": {"template": template}})
-    return data
-
-
-def _sorted_keys(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _sorted_keys(value[k]) for k in sorted(value)}
-    if isinstance(value, list):
-        return [_sorted_keys(v) for v in value]
-    return value
-
-
-def template_of(revision: Obj) -> Obj:
-    template = copy.deepcopy(((revision.get("data") or {}).get("spec") or {}).get("template"))
-    template = template or {}
-    template.pop("$patch", None)
-    meta = template.get("metadata") or {}
-    if "creationTimestamp" in meta and meta["creationTimestamp"] is None:
-        del meta["creationTimestamp"]
-    return dict(template)
-
-
-def _canonical(data: Any) -> bytes:
-    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
-
-
-def revision_name(sts: Obj, collision_count: int) -> str:
-    data = revision_data(sts)
-    return f"{sts['metadata']['name']}-{deploymentutil.template_hash(data, collision_count)}"
 
 
 def pod_revision(pod: Obj) -> str:
@@ -155,11 +111,6 @@ def new_pod(sts: Obj, template: Obj, revision: str, ordinal: int) -> Obj:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": pod_spec}
 
 
-def _selector_labels(sts: Obj) -> dict[str, str]:
-    selector = (sts.get("spec") or {}).get("selector") or {}
-    return dict(selector.get("matchLabels") or {})
-
-
 def retention(sts: Obj) -> tuple[str, str]:
     policy = (sts.get("spec") or {}).get("persistentVolumeClaimRetentionPolicy") or {}
     return str(policy.get("whenDeleted") or "Retain"), str(policy.get("whenScaled") or "Retain")
@@ -176,7 +127,7 @@ def new_claim(sts: Obj, claim_template: Obj, ordinal: int) -> Obj:
     meta = sts["metadata"]
     tmeta = claim_template.get("metadata") or {}
     claim_labels = dict(tmeta.get("labels") or {})
-    claim_labels.update(_selector_labels(sts))
+    claim_labels.update(history.selector_labels(sts))
     claim_meta: Obj = {
         "name": claim_name(claim_template, meta["name"], ordinal),
         "namespace": meta["namespace"],
@@ -204,77 +155,20 @@ def uses_current_template(sts: Obj, ordinal: int) -> bool:
     return ordinal < partition
 
 
-async def ensure_revision(
-    client: kclient.Client, owner: Obj, revisions: list[Obj]
-) -> tuple[Obj, int]:
-    """The ControllerRevision of ``owner``'s current template among ``revisions`` (created,
-    or renumbered as the newest on a rollback, as needed) and the collision count (a
-    same-named revision with other data bumps it, as Kubernetes' hash collisions do)."""
-    data = revision_data(owner)
-    wanted = _canonical(data)
-    latest = max((int(r.get("revision") or 0) for r in revisions), default=0)
-    for rev in revisions:
-        if _canonical(rev.get("data")) == wanted:
-            if int(rev.get("revision") or 0) < latest:  # rolled back: make it the newest
-                rev = copy.deepcopy(rev)
-                rev["revision"] = latest + 1
-                rev = await client.update(rev)
-            return rev, int((owner.get("status") or {}).get("collisionCount") or 0)
-    collision = int((owner.get("status") or {}).get("collisionCount") or 0)
-    meta = owner["metadata"]
-    while True:
-        name = revision_name(owner, collision)
-        body: Obj = {
-            "apiVersion": API_VERSION,
-            "kind": "ControllerRevision",
-            "metadata": {
-                "name": name,
-                "namespace": meta["namespace"],
-                "labels": _selector_labels(owner),
-                # kubectl rollout history reads kubernetes.io/change-cause from here
-                "annotations": dict(meta.get("annotations") or {}),
-                "ownerReferences": [pods.owner_reference(owner)],
-            },
-            "data": data,
-            "revision": latest + 1,
-        }
-        try:
-            return await client.create(body), collision
-        except kclient.AlreadyExists:
-            existing = await client.get(
-                API_VERSION, "ControllerRevision", name, namespace=meta["namespace"]
-            )
-            same = _canonical(existing.get("data")) == wanted
-            if same and (pods.controller_ref(existing) or {}).get("uid") == meta["uid"]:
-                return existing, collision
-            collision += 1
-
-
 # -- the controller ------------------------------------------------------------------------
 
 
-class StatefulSetController:
+class StatefulSetController(workload.PodOwnerController):
+    """Its pod writes are its own (named pods, its own event wording), not PodControl's."""
+
     name = "statefulset"
     workers = 5
+    api_version = API_VERSION
+    kind = KIND
 
-    def __init__(
-        self,
-        *,
-        client: kclient.Client,
-        informers: kclient.SharedInformerFactory,
-        clock: kclient.Clock | None = None,
-    ) -> None:
-        self.client = client
-        self.clock = clock or informers.clock
-        self.sets = informers.informer_for(API_VERSION, KIND).store
-        pod_informer = informers.informer_for("v1", "Pod")
-        self.pods = pod_informer.store
-        self.revisions = informers.informer_for(API_VERSION, "ControllerRevision").store
+    def add_caches(self, informers: kclient.SharedInformerFactory) -> None:
+        self.revisions = informers.informer_for(API_VERSION, history.KIND).store
         self.claims = informers.informer_for("v1", "PersistentVolumeClaim").store
-        self.expectations = pods.Expectations(
-            self.pods, lambda: pod_informer.last_resource_version, self.clock
-        )
-        self.recorder = events.Recorder(client, "statefulset-controller", clock=self.clock)
 
     def watches(self) -> Sequence[runtime.Watch]:
         return [
@@ -283,30 +177,22 @@ class StatefulSetController:
             runtime.Watch(API_VERSION, "ControllerRevision", runtime.controller_owner_keys(KIND)),
         ]
 
-    def pod_keys(self, pod: Obj) -> Iterable[str]:
-        return claims.owner_keys(pod, KIND, self.sets.list(pod["metadata"].get("namespace", "")))
-
     async def reconcile(self, key: str) -> runtime.Result:
-        sts = self.sets.get(key)
-        if sts is None:
-            self.expectations.forget(key)
+        loaded = self.load(key)
+        if loaded is None:
             return runtime.Result()
-        sts = {**sts, "apiVersion": API_VERSION, "kind": KIND}
-        try:
-            selector = labels.from_label_selector((sts.get("spec") or {}).get("selector"))
-        except api_errors.BadRequest as exc:
-            raise runtime.TerminalError(f"{key}: invalid selector: {exc}") from exc
+        sts, selector = loaded
         set_name = sts["metadata"]["name"]
         candidates = [
             p
-            for p in self.candidates(sts)
+            for p in workload.candidates(self.pods, sts, selector)
             if ordinal_of(set_name, p["metadata"]["name"]) is not None
         ]
         owned = await claims.claim(
             self.client, sts, selector, candidates, api_version="v1", kind="Pod"
         )
-        revisions = await self.revisions_of(sts)
-        update, collision = await self.update_revision(sts, revisions)
+        revisions = history.owned(self.revisions, sts)
+        update, collision = await history.ensure_revision(self.client, sts, revisions)
         revisions = [r for r in revisions if r["metadata"]["name"] != update["metadata"]["name"]]
         revisions.append(update)
         current_name = str((sts.get("status") or {}).get("currentRevision") or "")
@@ -317,51 +203,14 @@ class StatefulSetController:
         await self.truncate_history(sts, owned, revisions, current, update)
         return result
 
-    def candidates(self, sts: Obj) -> list[Obj]:
-        namespace = sts["metadata"].get("namespace", "")
-        found = {
-            kclient.key_of(p): p for p in self.pods.by_index(store.OWNER, sts["metadata"]["uid"])
-        }
-        for pod in self.pods.list(namespace):
-            found.setdefault(kclient.key_of(pod), pod)
-        return list(found.values())
-
-    # -- revisions -----------------------------------------------------------------------
-
-    async def revisions_of(self, sts: Obj) -> list[Obj]:
-        uid = sts["metadata"]["uid"]
-        return [
-            r
-            for r in self.revisions.by_index(store.OWNER, uid)
-            if (pods.controller_ref(r) or {}).get("uid") == uid
-        ]
-
-    async def update_revision(self, sts: Obj, revisions: list[Obj]) -> tuple[Obj, int]:
-        return await ensure_revision(self.client, sts, revisions)
-
     async def truncate_history(
         self, sts: Obj, owned: list[Obj], revisions: list[Obj], current: Obj, update: Obj
     ) -> None:
-        limit = (sts.get("spec") or {}).get("revisionHistoryLimit")
-        limit = DEFAULT_HISTORY_LIMIT if limit is None else int(limit)
         live = {pod_revision(p) for p in owned} | {
             current["metadata"]["name"],
             update["metadata"]["name"],
         }
-        history = sorted(
-            (r for r in revisions if r["metadata"]["name"] not in live),
-            key=lambda r: int(r.get("revision") or 0),
-        )
-        for rev in history[: max(0, len(history) - limit)]:
-            try:
-                await self.client.delete(
-                    API_VERSION,
-                    "ControllerRevision",
-                    rev["metadata"]["name"],
-                    namespace=rev["metadata"]["namespace"],
-                )
-            except kclient.NotFound:
-                continue
+        await history.truncate(self.client, sts, revisions, live)
 
     # -- pods ----------------------------------------------------------------------------
 
@@ -458,7 +307,7 @@ class StatefulSetController:
 
     async def create_pod(self, key: str, sts: Obj, revision: Obj, ordinal: int) -> None:
         await self.ensure_claims(sts, ordinal)
-        body = new_pod(sts, template_of(revision), revision["metadata"]["name"], ordinal)
+        body = new_pod(sts, history.template_of(revision), revision["metadata"]["name"], ordinal)
         name = body["metadata"]["name"]
         set_name = sts["metadata"]["name"]
         try:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from kybern.controllers import daemonset, statefulset
+from kybern.controllers import daemonset, history
 from kybern.testing import fakeclient
 
 pytestmark = pytest.mark.timeout(10)
@@ -43,7 +43,7 @@ def revision(owner: Obj) -> Obj:
         "apiVersion": "apps/v1",
         "kind": "ControllerRevision",
         "metadata": {
-            "name": statefulset.revision_name(owner, 0),
+            "name": history.revision_name(owner, 0),
             "namespace": "ns",
             "uid": f"rev-{owner['spec']['template']['spec']['containers'][0]['image']}",
             "ownerReferences": [
@@ -56,13 +56,13 @@ def revision(owner: Obj) -> Obj:
                 }
             ],
         },
-        "data": statefulset.revision_data(owner),
+        "data": history.revision_data(owner),
         "revision": 1,
     }
 
 
 def daemon_pod(owner: Obj, node_name: str, *, ready: bool = True, phase: str = "Running") -> Obj:
-    hash_ = daemonset.revision_hash(owner, revision(owner))
+    hash_ = history.hash_of(owner, revision(owner))
     pod = daemonset.new_pod(
         {**owner, "apiVersion": "apps/v1", "kind": "DaemonSet"},
         owner["spec"]["template"],

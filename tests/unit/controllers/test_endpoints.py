@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from kybern.controllers import endpoints
+from kybern.controllers import endpoints, servicepods
 from kybern.testing import fakeclient
 
 pytestmark = pytest.mark.timeout(10)
@@ -260,7 +260,7 @@ async def test_pod_keys_map_pods_to_selecting_services() -> None:
 def test_should_be_in_endpoints_respects_restart_policy() -> None:
     done = pod("a", "10.0.0.1", restartPolicy="Never")
     done["status"]["phase"] = "Succeeded"
-    assert not endpoints.should_be_in_endpoints(done, False)
+    assert not servicepods.should_be_in_endpoints(done, False)
     failed = pod("a", "10.0.0.1", restartPolicy="OnFailure")
     failed["status"]["phase"] = "Failed"
-    assert endpoints.should_be_in_endpoints(failed, False)
+    assert servicepods.should_be_in_endpoints(failed, False)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from kybern.controllers import statefulset
+from kybern.controllers import history, statefulset
 from kybern.testing import fakeclient
 
 pytestmark = pytest.mark.timeout(10)
@@ -40,7 +40,7 @@ def revision(owner: Obj, number: int = 1) -> Obj:
         "apiVersion": "apps/v1",
         "kind": "ControllerRevision",
         "metadata": {
-            "name": statefulset.revision_name(owner, 0),
+            "name": history.revision_name(owner, 0),
             "namespace": "ns",
             "uid": f"rev-{number}",
             "ownerReferences": [
@@ -53,7 +53,7 @@ def revision(owner: Obj, number: int = 1) -> Obj:
                 }
             ],
         },
-        "data": statefulset.revision_data(owner),
+        "data": history.revision_data(owner),
         "revision": number,
     }
 
@@ -62,7 +62,7 @@ def member(owner: Obj, ordinal: int, *, ready: bool = True, phase: str = "Runnin
     pod = statefulset.new_pod(
         {**owner, "metadata": {**owner["metadata"]}},
         owner["spec"]["template"],
-        statefulset.revision_name(owner, 0),
+        history.revision_name(owner, 0),
         ordinal,
     )
     pod["metadata"]["uid"] = f"uid-web-{ordinal}"
@@ -104,7 +104,7 @@ class TestHelpers:
     def test_revision_data_round_trips_the_template(self) -> None:
         owner = sts()
         rev = revision(owner)
-        assert statefulset.template_of(rev) == owner["spec"]["template"]
+        assert history.template_of(rev) == owner["spec"]["template"]
         assert rev["data"]["spec"]["template"]["$patch"] == "replace"
 
 
@@ -116,7 +116,7 @@ class TestScaleUp:
         creates = writes(cluster, "pods", "create")
         assert [a.body["metadata"]["name"] for a in creates] == ["web-0"]
         body = creates[0].body
-        rev_name = statefulset.revision_name(owner, 0)
+        rev_name = history.revision_name(owner, 0)
         assert body["metadata"]["labels"] == {
             "app": "web",
             "statefulset.kubernetes.io/pod-name": "web-0",
@@ -233,7 +233,7 @@ class TestUpdates:
     def old_and_new(self, **spec: Any) -> tuple[Obj, Obj, Obj]:
         old = sts(3, image="nginx:1", **spec)
         new = sts(3, image="nginx:2", **spec)
-        new["status"] = {"currentRevision": statefulset.revision_name(old, 0)}
+        new["status"] = {"currentRevision": history.revision_name(old, 0)}
         return old, new, revision(old)
 
     async def test_rolling_update_replaces_the_highest_ordinal_first(self) -> None:
@@ -244,7 +244,7 @@ class TestUpdates:
         assert [a.name for a in writes(cluster, "pods", "delete")] == ["web-2"]
         status = writes(cluster, "statefulsets", "update")[-1].body["status"]
         assert status["currentRevision"] == old_rev["metadata"]["name"]
-        assert status["updateRevision"] == statefulset.revision_name(new, 0)
+        assert status["updateRevision"] == history.revision_name(new, 0)
         assert status["currentReplicas"] == 3
         assert status["updatedReplicas"] == 0
         revs = writes(cluster, "controllerrevisions", "create")
