@@ -2,7 +2,8 @@
 
 Run: ``python bench/bench_agent.py`` (prints a markdown section), ``--write`` to replace the
 "## Node agent (process runtime)" section of bench/RESULTS.md (``--no-write`` wins), ``--quick``
-for a smoke run (20 pods, 2 server starts).
+for a smoke run (20 pods, 2 server starts), ``--pods N`` for another count, ``--burst-only``
+for the N-pods-at-once run alone (printed, never written; with ``--profile`` too).
 
 Measured:
 
@@ -15,7 +16,9 @@ Measured:
   the client's send time stands for it; it is earlier, so the latency is over-, never
   under-estimated.) Two runs of N pods: one at a time (the next pod is created once the
   previous one runs: the latency of a pod alone) and all at once (N creates in flight on 8
-  connections: a burst).
+  connections: a burst). For the burst, the CPU time per pod of the agent, the API server and
+  the containers' monitors (``/proc/<pid>/stat``; the monitors' first processes are counted
+  through the agent's reaped children), and the load average (the machine is shared).
 - the process start itself, in the same run: ``subprocess.Popen(["sleep", "3600"])`` timed
   from the call to its return (Popen returns once the child has exec'd), N times; reported as
   the baseline the target is measured against (p99 <= 100 ms beyond it). For reference, the
@@ -113,6 +116,14 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+def cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """User + system CPU time of a process so far: its own threads, or with ``children`` the
+    children it has reaped (the monitors' first processes, which start the interpreter)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    used = fields[13:15] if children else fields[11:13]
+    return sum(int(x) for x in used) / os.sysconf("SC_CLK_TCK")
 
 
 def memory(pid: int) -> tuple[int, int, int]:
@@ -255,15 +266,23 @@ async def one_at_a_time(
     return stages
 
 
-async def burst(creds: _client.Credentials, watcher: Watcher, n: int) -> tuple[list[float], float]:
+async def burst(
+    creds: _client.Credentials, watcher: Watcher, n: int
+) -> tuple[dict[str, list[float]], float]:
+    """Per stage (as :func:`one_at_a_time`), seconds from each create's send; and the time
+    from the first send to the last pod running."""
     names = [f"burst-{i}" for i in range(n)]
     async with _client.session(creds, connections=8) as http:
         t0 = time.perf_counter()
         sent = await asyncio.gather(*(create(http, name) for name in names))
     for name in names:
         await asyncio.wait_for(watcher.event(name).wait(), 120)
-    latencies = [watcher.running_at[name] - t for name, t in zip(names, sent, strict=True)]
-    return latencies, max(watcher.running_at[name] for name in names) - t0
+    stages: dict[str, list[float]] = {"added": [], "status": [], "running": []}
+    for name, t in zip(names, sent, strict=True):
+        stages["added"].append(watcher.added_at[name] - t)
+        stages["status"].append(watcher.status_at[name] - t)
+        stages["running"].append(watcher.running_at[name] - t)
+    return stages, max(watcher.running_at[name] for name in names) - t0
 
 
 async def delete_pods(http: aiohttp.ClientSession) -> None:
@@ -311,7 +330,9 @@ def start_py_spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([*argv, "--format", "raw", "-o", str(out)])
 
 
-async def agent_run(data: Path, plan: Plan, *, profile: bool = False) -> dict[str, Any]:
+async def agent_run(
+    data: Path, plan: Plan, *, profile: bool = False, burst_only: bool = False
+) -> dict[str, Any]:
     server = server_process.ServerProcess(
         data_dir=data / "server", extra_args=["--disable-agent", "--log-level", "warning"]
     ).start(timeout=30)
@@ -328,18 +349,27 @@ async def agent_run(data: Path, plan: Plan, *, profile: bool = False) -> dict[st
             watcher = Watcher()
             watch = asyncio.create_task(watcher.run(http))
             await asyncio.wait_for(watcher.opened.wait(), 10)
-            progress(f"{plan.pods} pods, one at a time")
-            results["sequential"] = await one_at_a_time(http, watcher, plan.pods)
-            results["rss_pods"] = await settle_rss(agent.pid, 3)
-            results["monitor_memory"] = [memory(p) for p in monitors(data)]
-            progress("deleting them")
-            await delete_pods(http)
+            if not burst_only:
+                await sequential_run(http, watcher, data, agent.pid, plan, results)
             progress(f"{plan.pods} pods at once")
             spy = start_py_spy(agent.pid, data / "agent.raw") if profile else None
             if spy is not None:
                 await asyncio.sleep(1.0)  # attach
             t0 = time.perf_counter()
+            cpu0 = cpu_seconds(agent.pid)
+            children0 = cpu_seconds(agent.pid, children=True)
+            assert server.process is not None
+            server_cpu0 = cpu_seconds(server.process.pid)
             results["burst"], results["burst_all"] = await burst(creds, watcher, plan.pods)
+            results["burst_cpu"] = cpu_seconds(agent.pid) - cpu0
+            results["burst_server_cpu"] = cpu_seconds(server.process.pid) - server_cpu0
+            results["burst_monitor_cpu"] = (
+                cpu_seconds(agent.pid, children=True)
+                - children0
+                + sum(cpu_seconds(p) for p in monitors(data))
+            )
+            await asyncio.sleep(2.0)  # what the pods' starts left to do (events, echoes)
+            results["burst_cpu_settled"] = cpu_seconds(agent.pid) - cpu0
             if spy is not None:
                 import _profile
 
@@ -347,7 +377,8 @@ async def agent_run(data: Path, plan: Plan, *, profile: bool = False) -> dict[st
                 spy.wait(30)
                 took = time.perf_counter() - t0
                 results["profile"] = _profile.report((data / "agent.raw").read_text(), took)
-            results["rss_burst"] = await settle_rss(agent.pid, 3)
+            if not burst_only:
+                results["rss_burst"] = await settle_rss(agent.pid, 3)
             await delete_pods(http)
             watch.cancel()
             with contextlib.suppress(asyncio.CancelledError, aiohttp.ClientError):
@@ -357,6 +388,22 @@ async def agent_run(data: Path, plan: Plan, *, profile: bool = False) -> dict[st
         server.stop()
         reap(data)
     return results
+
+
+async def sequential_run(
+    http: aiohttp.ClientSession,
+    watcher: Watcher,
+    data: Path,
+    pid: int,
+    plan: Plan,
+    results: dict[str, Any],
+) -> None:
+    progress(f"{plan.pods} pods, one at a time")
+    results["sequential"] = await one_at_a_time(http, watcher, plan.pods)
+    results["rss_pods"] = await settle_rss(pid, 3)
+    results["monitor_memory"] = [memory(p) for p in monitors(data)]
+    progress("deleting them")
+    await delete_pods(http)
 
 
 async def idle_with_proxy(data: Path) -> int:
@@ -466,6 +513,44 @@ def stats_row(what: str, values: list[float], baseline_p99: float | None = None)
     return row
 
 
+def burst_rows(results: dict[str, Any], plan: Plan, base_p99: float) -> list[dict[str, Any]]:
+    stages = results["burst"]
+    return [
+        stats_row(f"{plan.pods} at once: create sent -> ADDED on the watch", stages["added"]),
+        stats_row(
+            f"{plan.pods} at once: create sent -> the kubelet's first status", stages["status"]
+        ),
+        stats_row(f"pod startup, {plan.pods} pods at once", stages["running"], base_p99),
+    ]
+
+
+def burst_summary(results: dict[str, Any], plan: Plan) -> str:
+    """Where the burst's CPU went, per pod: the agent (its loop and threads), the API server,
+    the containers' monitors (their interpreter starts included)."""
+    per_pod = {k: results[k] * 1000 / plan.pods for k in ("burst_cpu", "burst_cpu_settled")}
+    return (
+        f"{plan.pods} at once: first create sent -> last pod running "
+        f"{ms(results['burst_all'])} ms; CPU per pod during it: agent "
+        f"{per_pod['burst_cpu']:.1f} ms ({per_pod['burst_cpu_settled']:.1f} ms with the 2 s "
+        f"after: events, PLEG), API server {results['burst_server_cpu'] * 1000 / plan.pods:.1f}"
+        f" ms, the monitors {results['burst_monitor_cpu'] * 1000 / plan.pods:.1f} ms; load "
+        f"average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
+
+
+def render_burst(results: dict[str, Any], *, plan: Plan, machine: str) -> str:
+    """``--burst-only``: the burst's rows alone (against this run's process start)."""
+    base_p99 = percentile(results["spawn"], 0.99)
+    rows = [
+        stats_row(
+            "`subprocess.Popen(['sleep', '3600'])` (the process start itself)", results["spawn"]
+        ),
+        *burst_rows(results, plan, base_p99),
+    ]
+    last = burst_summary(results, plan)
+    return "\n".join([f"Machine: {machine}", "", table(rows), "", last])
+
+
 def render(results: dict[str, Any], *, plan: Plan, command: str, machine: str) -> str:
     base = results["spawn"]
     base_p99 = percentile(base, 0.99)
@@ -480,7 +565,7 @@ def render(results: dict[str, Any], *, plan: Plan, command: str, machine: str) -
             results["sequential"]["status"],
         ),
         stats_row("pod startup, one pod at a time", results["sequential"]["running"], base_p99),
-        stats_row(f"pod startup, {plan.pods} pods at once", results["burst"], base_p99),
+        *burst_rows(results, plan, base_p99),
     ]
     idle_mib = results["rss_idle"] / 2**20
     monitor_memory = results["monitor_memory"]
@@ -562,6 +647,8 @@ def render(results: dict[str, Any], *, plan: Plan, command: str, machine: str) -
             "",
             table(latency),
             "",
+            burst_summary(results, plan) + ".",
+            "",
             f"Agent memory: VmRSS of the `kybern agent` process. Each container also has a "
             f"monitor process (the runtime's conmon, a Python interpreter): "
             f"{len(monitor_memory)} monitors with {plan.pods} pods running, on average "
@@ -603,11 +690,29 @@ def run_all(tmp: Path, plan: Plan, *, profile: bool = False) -> dict[str, Any]:
     return results
 
 
+def burst_main(plan: Plan, args: argparse.Namespace) -> None:
+    machine = _report.machine()
+    with tempfile.TemporaryDirectory(dir=args.dir, prefix="kybern-bench-agent-") as tmp:
+        results: dict[str, Any] = {"spawn": spawn_times(COMMAND, plan.pods, wait=False)}
+        run = agent_run(Path(tmp) / "agent-run", plan, profile=args.profile, burst_only=True)
+        results.update(asyncio.run(run))
+    print(render_burst(results, plan=plan, machine=machine))
+    if "profile" in results:
+        print(f"\n### The agent during the burst, under py-spy\n\n{results['profile']}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20 pods, 2 server starts")
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
+    parser.add_argument(
+        "--burst-only",
+        action="store_true",
+        help="only the N-pods-at-once run (no server starts, no one-at-a-time run, no RSS); "
+        "prints its rows, never writes",
+    )
+    parser.add_argument("--pods", type=int, default=0, help="pods per run (default 100; 20 quick)")
     parser.add_argument("--dir", type=Path, default=None, help="where to put temp dirs")
     parser.add_argument(
         "--profile",
@@ -617,6 +722,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
+    if args.pods:
+        plan = Plan(pods=args.pods, server_starts=plan.server_starts)
+    if args.burst_only:
+        burst_main(plan, args)
+        return
     command = shlex.join(["python", "bench/bench_agent.py", *sys.argv[1:]])
     machine = _report.machine()
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="kybern-bench-agent-") as tmp:

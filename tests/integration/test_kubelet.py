@@ -373,6 +373,36 @@ async def test_restarted_agent_adopts_running_containers(env: Env) -> None:
     assert status is not None
 
 
+async def test_restarted_agent_reports_a_ready_pod_ready_again(env: Env) -> None:
+    # After a restart readiness starts unknown (not ready) until the probe passes again. The
+    # race this guards against (the probe passing before the not-ready write comes back on the
+    # watch) shows with real timing in tests/compat/test_oci_e2e.py's agent restart test.
+    container = {
+        "name": "app",
+        "image": "busybox",
+        "readinessProbe": {"exec": {"command": ["ready-check"]}, "periodSeconds": 5},
+    }
+    env.runtime.exec_results["ready-check"] = cri.ExecResult(0, b"", b"")
+    await env.client.create(pod("ready", containers=[container]))
+    await env.until(lambda: env.status_of("ready", lambda s: state_of(s).get("ready") is True))
+    await env.stop_agent()
+    await env.start_agent()
+    ready = await env.until(
+        lambda: env.status_of(
+            "ready",
+            lambda s: (
+                state_of(s).get("ready") is True and conds_of_status(s).get("Ready") == "True"
+            ),
+        ),
+        limit=60,
+    )
+    assert ready is not None
+
+
+def conds_of_status(status: Obj) -> dict[str, str]:
+    return {c["type"]: c["status"] for c in status.get("conditions") or []}
+
+
 async def test_api_server_outage_leaves_pods_running(env: Env) -> None:
     await env.client.create(pod("steady"))
     await env.until(lambda: env.status_of("steady", running))
@@ -634,3 +664,43 @@ async def test_configmap_volume_updates_in_place_when_the_configmap_changes(env:
     await env.client.update(config_map)
     # no clock movement needed: the ConfigMap watch triggers the pod's sync
     await _poll(lambda: _true(mode.read_text() == "second"), within=5)
+
+
+async def test_own_status_write_coming_back_does_not_sync_again(env: Env) -> None:
+    """kubelet's RECONCILE: the watch event of the agent's own status write needs no sync;
+    a change of anything else (a label) does."""
+    assert env.agent is not None
+    agent = env.agent
+    await env.client.create(pod("quiet"))
+    written = await env.until(lambda: env.status_of("quiet", running))
+    uid = written["metadata"]["uid"]
+    rv = written["metadata"]["resourceVersion"]
+
+    async def echoed() -> bool:
+        seen = agent.known.get(uid) or {}
+        return bool(seen.get("metadata", {}).get("resourceVersion") == rv)
+
+    await _poll(echoed, within=5)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    await _poll(lambda: _true(not agent.workers.busy(uid)), within=5)
+    runs = agent.workers.runs(uid)
+    assert runs == 1  # the sync that started it; not one more for the status it wrote
+    written["metadata"]["labels"] = {"tier": "web"}
+    await env.client.update(written)
+    await _poll(lambda: _true(agent.workers.runs(uid) > runs), within=5)
+
+
+async def test_pods_created_together_all_run(env: Env) -> None:
+    """More pods than sync slots at once: every one starts, and its status is written."""
+    for i in range(24):
+        await env.client.create(pod(f"many-{i}"))
+
+    async def all_running() -> bool:
+        pods = await env.client.list("v1", "Pod", namespace="default")
+        return len(pods["items"]) == 24 and all(
+            running(p.get("status") or {}) for p in pods["items"]
+        )
+
+    await env.until(all_running, step=0.0)
+    assert len(env.runtime.running("app")) == 24

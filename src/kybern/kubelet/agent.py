@@ -8,6 +8,11 @@ changed, or terminates it: graceful kill, final status, then ``DELETE`` with
 ``gracePeriodSeconds=0`` as kubelet's status manager does. A PLEG loop relists the runtime
 every second and wakes the worker of any pod whose containers changed state.
 
+Under a burst (100 pods at once) the syncs take :mod:`kybern.kubelet.syncslots` in arrival
+order, and each pod's status is written by its own worker as soon as its sync is done, never
+behind another pod's start. A watch event that only brings back the status this agent wrote
+wakes nothing (kubelet's RECONCILE: no second sync per pod for its own write).
+
 Rules kept here: a pod is only killed because the API says so (deletion, or gone from a
 successful list): an unreachable API server leaves every pod running on its last known spec,
 and status writes are retried. On start the runtime's sandboxes and containers, found by
@@ -43,6 +48,7 @@ from kybern.kubelet import (
     podworkers,
     staticpods,
     status,
+    syncslots,
 )
 from kybern.kubelet.volumes import manager as volumes_manager
 from kybern.runtime import cri
@@ -145,6 +151,7 @@ class Agent:
             clock=self.clock,
         )
         self.workers = podworkers.PodWorkers(self.handle, clock=self.clock)
+        self.slots = syncslots.SyncSlots()
         self.static: dict[str, Obj] = {}  # uid -> static pod (from manifest files)
         self.mirrors = mirrors.Mirrors(client, self.pods)
         self.static_source = (
@@ -181,7 +188,7 @@ class Agent:
             await self.heartbeat.register_until_done()
             self.pods.add_handler(
                 kclient.FuncHandler(
-                    add=self._on_pod, update=lambda _o, n: self._on_pod(n), delete=self._on_delete
+                    add=self._on_pod, update=self._on_pod_update, delete=self._on_delete
                 )
             )
             for kind in ("ConfigMap", "Secret"):
@@ -231,6 +238,21 @@ class Agent:
         if cc.meta(pod).get("deletionTimestamp"):
             self._hurry(uid, cc.grace_period(pod))
         self.workers.update(uid)
+
+    def _on_pod_update(self, old: Obj, new: Obj) -> None:
+        """kubelet's RECONCILE: a change of the status alone that says what this agent wrote
+        (its own write coming back) needs no sync; anything else does."""
+        uid = str(cc.meta(new).get("uid", ""))
+        if (
+            uid in self.known
+            and not mirrors.mirror_of(new)
+            and not (new.get("spec") or {}).get("readinessGates")  # others' conditions count
+            and new.get("status") == self._sent.get(uid)
+            and _same_but_status(old, new)
+        ):
+            self.known[uid] = new
+            return
+        self._on_pod(new)
 
     def _on_delete(self, item: Obj | kclient.DeletedFinalStateUnknown) -> None:
         pod = kclient.object_of(item)
@@ -319,7 +341,8 @@ class Agent:
             self.health.forget(uid)
             await self.sync.kill(pod, grace=0)
             return None
-        result = await self.sync.sync(pod)
+        async with self.slots.hold():  # the status write below waits for no other pod
+            result = await self.sync.sync(pod)
         self.observed[uid] = result.observed
         self.health.observe(pod, result.observed)
         new = self._status(pod, result.observed)
@@ -380,7 +403,12 @@ class Agent:
     async def _write_status(self, pod: Obj, new: Obj) -> bool:
         """Patch pods/status when it changed; False when the write failed (retry later)."""
         uid = str(cc.meta(pod).get("uid", ""))
-        if new == (pod.get("status") or {}) or new == self._sent.get(uid):
+        # What this agent last wrote is newer than the cached pod's status until the write
+        # comes back (and then they are equal): comparing with the cache alone could skip a
+        # write that undoes ours before its echo arrives (after a restart: not ready, written;
+        # ready again at once, equal to the stale cached status) and leave it unready.
+        last = self._sent.get(uid)
+        if new == (pod.get("status") or {} if last is None else last):
             return True
         meta = cc.meta(pod)
         # a mirror pod has the API server's UID, not the static pod's: no precondition
@@ -517,6 +545,18 @@ class Agent:
         if observed is None or observed.sandbox is None:
             return None
         return observed.sandbox.id
+
+
+IGNORED_META = ("resourceVersion", "managedFields")
+
+
+def _same_but_status(old: Obj, new: Obj) -> bool:
+    """Whether two versions of a pod differ only in status (and the bookkeeping of a write)."""
+    if old.get("spec") != new.get("spec"):
+        return False
+    meta_old, meta_new = cc.meta(old), cc.meta(new)
+    keys = (meta_old.keys() | meta_new.keys()).difference(IGNORED_META)
+    return all(meta_old.get(k) == meta_new.get(k) for k in keys)
 
 
 def _grace(sandbox: cri.PodSandboxStatus) -> int:

@@ -16,7 +16,10 @@ import asyncio
 import base64
 import dataclasses
 import logging
+import os
 import ssl
+import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,6 +157,7 @@ async def run_standalone(
     options: Options, *, server: str = "", token: str = "", kubeconfig: str = "", ca_file: str = ""
 ) -> None:
     """``kybern agent``: join the server at ``server`` (or the kubeconfig's)."""
+    watch_children_with_pidfds()
     config = await asyncio.to_thread(_cluster_config, server, token, kubeconfig, ca_file)
     if options.client_ca is None:
         options.client_ca = await asyncio.to_thread(
@@ -167,6 +171,28 @@ async def run_standalone(
     finally:
         await informers.stop()
         await client.close()
+
+
+def watch_children_with_pidfds() -> None:
+    """Reap subprocesses through pidfds in this loop, not one thread per child.
+
+    asyncio before 3.12 waits for each subprocess (every container's monitor) on a thread of
+    its own, started and handed the GIL while the loop waits: about 1.5 ms of the loop per
+    container start, more on a busy machine. Python 3.12 picks the pidfd watcher by itself;
+    this is the same choice on 3.11, for a process that is the node agent (the watcher is
+    process-wide and tied to this loop).
+    """
+    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
+        return
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:  # the kernel has no pidfds (before 5.3): keep the threaded watcher
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        watcher = asyncio.PidfdChildWatcher()
+        watcher.attach_loop(asyncio.get_running_loop())
+        asyncio.set_child_watcher(watcher)
 
 
 def _cluster_config(

@@ -1,14 +1,21 @@
 """Events the kubelet records about pods (Pulling, Created, Started, Killing, BackOff ...).
 
 Fire and forget, as kubelet's recorder: :meth:`Recorder.record` never blocks the pod's sync;
-the Event is written in the background, and a repeat of the same (pod, type, reason, message)
-bumps ``count`` and ``lastTimestamp`` of the first instead of creating another one. Failures
-(API server down) drop the event with a log line.
+the Event is queued and written in the background, and a repeat of the same (pod, type,
+reason, message) bumps ``count`` and ``lastTimestamp`` of the first instead of creating
+another one. Failures (API server down) drop the event with a log line.
+
+One writer drains the queue, one request at a time, as client-go's event broadcaster does:
+when 100 pods start together their ~300 events trail behind instead of competing with the
+pods' status writes for the API server and the agent's loop. The timestamps are those of the
+moment :meth:`Recorder.record` was called. A queue over ``MAX_QUEUED`` drops new events (the
+broadcaster's channel is bounded the same way).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import secrets
 from typing import Any
@@ -21,6 +28,7 @@ from kybern.kubelet import nodestatus
 Obj = dict[str, Any]
 log = logging.getLogger(__name__)
 MAX_REMEMBERED = 4096
+MAX_QUEUED = 1000
 
 
 class Recorder:
@@ -31,22 +39,43 @@ class Recorder:
         self.node_name = node_name
         self.clock = clock
         self._seen: dict[tuple[str, str, str, str], tuple[str, str, int]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._queue: collections.deque[tuple[Obj, str, str, str, str]] = collections.deque()
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
 
     def record(self, pod: Obj, type_: str, reason: str, message: str) -> None:
-        task = asyncio.create_task(self._write(pod, type_, reason, message))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if len(self._queue) >= MAX_QUEUED:
+            log.info("event %s for pod %s dropped: queue full", reason, _name(pod))
+            return
+        stamp = nodestatus.rfc3339(self.clock.now())
+        self._queue.append((pod, type_, reason, message, stamp))
+        self._wake.set()
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain(), name="kubelet-events")
+
+    def pending(self) -> int:
+        """Events recorded and not written yet."""
+        return len(self._queue)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._writer is not None:
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+            self._writer = None
 
-    async def _write(self, pod: Obj, type_: str, reason: str, message: str) -> None:
+    async def _drain(self) -> None:
+        while True:
+            while self._queue:
+                try:
+                    await self._write(*self._queue.popleft())
+                except Exception:  # one bad event must not stop the others
+                    log.exception("event not written")
+            self._wake.clear()
+            await self._wake.wait()
+
+    async def _write(self, pod: Obj, type_: str, reason: str, message: str, stamp: str) -> None:
         meta = pod.get("metadata") or {}
         key = (str(meta.get("uid", "")), type_, reason, message)
-        stamp = nodestatus.rfc3339(self.clock.now())
         try:
             seen = self._seen.get(key)
             if seen is not None:
@@ -89,3 +118,7 @@ class Recorder:
             "lastTimestamp": stamp,
             "count": 1,
         }
+
+
+def _name(pod: Obj) -> str:
+    return str((pod.get("metadata") or {}).get("name", ""))

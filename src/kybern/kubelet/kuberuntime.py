@@ -194,16 +194,32 @@ class PodSync:
         self.liveness_failed: set[tuple[str, str]] = set()  # (pod uid, container) to restart
         self._paths: dict[str, dict[str, Path]] = {}  # pod uid -> volume paths last set up
         self._sandbox_configs: dict[str, cri.PodSandboxConfig] = {}  # pod uid -> last made
+        self._sandbox_ids: dict[str, list[str]] = {}  # pod uid -> its sandboxes' ids
 
     # -- runtime state -----------------------------------------------------------------
 
     async def runtime_pod(self, uid: str) -> RuntimePod:
-        sandboxes = [s for s in await self.runtime.list_pod_sandboxes() if s.metadata.uid == uid]
+        sandboxes = await self._sandboxes_of(uid)
         sandboxes.sort(key=lambda s: (s.metadata.attempt, s.created_at), reverse=True)
         containers: list[cri.ContainerStatus] = []
         for sandbox in sandboxes:  # per sandbox: listing every container costs O(node)
             containers += await self.runtime.list_containers(sandbox.id)
         return RuntimePod(sandboxes, containers)
+
+    async def _sandboxes_of(self, uid: str) -> list[cri.PodSandboxStatus]:
+        """The pod's sandboxes: by id when this agent knows them (a full list costs O(node)
+        per call, O(node^2) when every pod of a node syncs), else from the runtime's list."""
+        found: list[cri.PodSandboxStatus] = []
+        for sandbox_id in self._sandbox_ids.get(uid, ()):
+            with contextlib.suppress(cri.NotFoundError):
+                found.append(await self.runtime.pod_sandbox_status(sandbox_id))
+        if not found:  # not known yet (a new pod, or adopted after a restart), or all gone
+            found = [s for s in await self.runtime.list_pod_sandboxes() if s.metadata.uid == uid]
+        if found:
+            self._sandbox_ids[uid] = [s.id for s in found]
+        else:
+            self._sandbox_ids.pop(uid, None)
+        return found
 
     # -- sync --------------------------------------------------------------------------
 
@@ -276,6 +292,8 @@ class PodSync:
             message = f"Failed to create pod sandbox: {err}"
             self.record(pod, "Warning", "FailedCreatePodSandBox", message)
             raise _Wait(_first_name(pod), status.Waiting("ContainerCreating"), 5.0) from err
+        uid = str(cc.meta(pod).get("uid", ""))
+        self._sandbox_ids[uid] = [sandbox_id, *self._sandbox_ids.get(uid, ())]
         for old in current.sandboxes:
             with contextlib.suppress(cri.RuntimeError_):
                 await self.runtime.remove_pod_sandbox(old.id)
@@ -482,6 +500,7 @@ class PodSync:
             self.puller.forget(uid)
             self._paths.pop(uid, None)
             self._sandbox_configs.pop(uid, None)
+            self._sandbox_ids.pop(uid, None)
             await self.volumes.teardown(uid)
 
     async def _stop_all(self, pod: Obj, current: RuntimePod, budget: float) -> None:

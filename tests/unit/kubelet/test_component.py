@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import sys
+import threading
+import warnings
 from pathlib import Path
 
 import pytest
@@ -42,3 +46,24 @@ def test_client_ca_from_kubeconfig_data(tmp_path: Path) -> None:
     assert path.read_bytes() == pem
     assert component._client_ca(tmp_path, "", "/ca.pem") == Path("/ca.pem")
     assert component._client_ca(tmp_path, "", "") is None
+
+
+async def test_children_are_reaped_through_pidfds_on_the_agents_loop() -> None:
+    if sys.version_info >= (3, 12):
+        pytest.skip("3.12 chooses the pidfd watcher by itself")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        before = asyncio.get_child_watcher()
+    try:
+        component.watch_children_with_pidfds()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            assert isinstance(asyncio.get_child_watcher(), asyncio.PidfdChildWatcher)
+        threads = threading.active_count()
+        proc = await asyncio.create_subprocess_exec("true")
+        assert threading.active_count() == threads  # no waiter thread for the child
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            asyncio.set_child_watcher(before)  # process-wide: the other tests' loops need it

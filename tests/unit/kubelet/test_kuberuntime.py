@@ -78,3 +78,38 @@ async def test_start_failure_is_run_container_error(tmp_path: Path) -> None:
     assert "executable file not found" in waiting.message
     (c,) = result.observed.containers
     assert c.state is cri.ContainerState.EXITED
+
+
+async def test_a_known_pod_is_looked_up_by_sandbox_id_not_by_listing(tmp_path: Path) -> None:
+    rt = fake.FakeRuntime()
+    lists = 0
+    list_all = rt.list_pod_sandboxes
+
+    async def counting() -> list[cri.PodSandboxStatus]:
+        nonlocal lists
+        lists += 1
+        return await list_all()
+
+    rt.list_pod_sandboxes = counting  # type: ignore[method-assign]
+    sync = kuberuntime.PodSync(rt, node(tmp_path))
+    await sync.sync(pod())
+    assert lists == 1  # a new pod: its sandboxes (none yet) come from the list
+    current = await sync.runtime_pod("u1")
+    assert current.sandbox is not None
+    await sync.sync(pod())
+    assert lists == 1  # then by id: O(1), not O(pods on the node)
+
+
+async def test_a_sandbox_removed_behind_its_back_is_found_again_by_listing(
+    tmp_path: Path,
+) -> None:
+    rt = fake.FakeRuntime()
+    sync = kuberuntime.PodSync(rt, node(tmp_path))
+    await sync.sync(pod(restartPolicy="Always"))
+    (sandbox,) = await rt.list_pod_sandboxes()
+    await rt.remove_pod_sandbox(sandbox.id)
+    assert (await sync.runtime_pod("u1")).sandboxes == []
+    result = await sync.sync(pod(restartPolicy="Always"))  # a new sandbox, and it is known
+    assert result.observed.sandbox is not None
+    assert result.observed.sandbox.id != sandbox.id
+    assert [s.id for s in (await sync.runtime_pod("u1")).sandboxes] == [result.observed.sandbox.id]

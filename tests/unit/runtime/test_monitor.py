@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,67 @@ def _monitor_sockets(pod: Pod, cid: str) -> int:
     monitor_pid = int(dict(line.split("=", 1) for line in record.splitlines())["monitor_pid"])
     links = [fd.readlink().as_posix() for fd in Path(f"/proc/{monitor_pid}/fd").iterdir()]
     return sum(link.startswith("socket:") for link in links)
+
+
+class TestLauncher:
+    """``monitor.py --serve``: monitors forked from one interpreter, reported the same way."""
+
+    @staticmethod
+    async def start(sock: Path) -> asyncio.subprocess.Process:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-I",
+            "-S",
+            monitor.__file__,
+            "--serve",
+            str(sock),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        assert proc.stdout is not None
+        assert await asyncio.wait_for(proc.stdout.readline(), 10) == b"ready\n"
+        return proc
+
+    @staticmethod
+    async def launch(sock: Path, state_dir: Path) -> str:
+        reader, writer = await asyncio.open_unix_connection(str(sock))
+        writer.write(str(state_dir).encode() + b"\n")
+        out = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        return out.decode()
+
+    async def test_containers_start_through_the_launcher(self, pod: Pod, tmp_path: Path) -> None:
+        sock = tmp_path / "launcher.sock"
+        launcher = await self.start(sock)
+        try:
+            cid = await pod.create("sh", "-c", "echo from-launcher; exit 4")
+            reply = await self.launch(sock, pod.rt.paths.container(cid))
+            assert reply.startswith("ok ")
+            status = await pod.wait_exit(cid)
+            assert (status.exit_code, status.reason) == (4, "Error")
+            assert pod.log(cid) == "from-launcher\n"
+            missing = await pod.create("no-such-binary-kybern")
+            reply = await self.launch(sock, pod.rt.paths.container(missing))
+            assert reply.startswith("error ")
+            assert "no-such-binary-kybern" in reply
+            reply = await self.launch(sock, tmp_path / "no-such-dir")
+            assert reply.startswith("error ")
+        finally:
+            assert launcher.stdin is not None
+            launcher.stdin.close()  # the agent is gone: the launcher goes too
+            assert await asyncio.wait_for(launcher.wait(), 10) == 0
+        assert not sock.exists()
+
+    async def test_a_launched_monitor_outlives_the_launcher(self, pod: Pod, tmp_path: Path) -> None:
+        sock = tmp_path / "launcher.sock"
+        launcher = await self.start(sock)
+        cid = await pod.create("sleep", "30")
+        assert (await self.launch(sock, pod.rt.paths.container(cid))).startswith("ok ")
+        assert launcher.stdin is not None
+        launcher.stdin.close()
+        await asyncio.wait_for(launcher.wait(), 10)
+        status = await pod.rt.container_status(cid)
+        assert status.state is cri.ContainerState.RUNNING
+        await pod.rt.stop_container(cid, 0)
+        assert (await pod.rt.container_status(cid)).exit_code == 128 + signal.SIGKILL

@@ -17,7 +17,9 @@ process exits, the second calls ``setsid``), forks the container process and sta
   fan-out, resize and the exit code (frames: 1 type byte, 4-byte big-endian length, payload).
 
 The agent learns the outcome of the start from the first line on our stdout: ``ok <pid>`` or
-``error <message>``. The agent may die and come back at any time; everything it needs is in the
+``error <message>``. ``monitor.py --serve <socket>`` is the launcher: one interpreter that forks
+a monitor per request on a unix socket, so that a start costs a fork instead of an interpreter
+start (see ``serve`` at the end). The agent may die and come back at any time; everything it needs is in the
 state dir. Startup time is the container's start latency, so this file imports only builtin
 modules (no json, socket, signal, selectors: each costs milliseconds) and no kybern code.
 """
@@ -441,5 +443,88 @@ def main(state_dir: str) -> None:
     monitor.finish(code)
 
 
+# --- the launcher ------------------------------------------------------------------------
+#
+# ``monitor.py --serve <socket>``: one interpreter, started once, that forks a monitor per
+# request instead of the runtime starting ``python monitor.py <dir>`` per container. A fork of
+# this small process costs well under a millisecond; an interpreter start costs 6-10 ms of CPU
+# (the largest part of a container start on a busy node). Protocol, one start per connection:
+# the client sends the state dir and a newline, and reads what ``main`` reports (``ok <pid>``
+# or ``error <message>``) up to EOF, exactly as from a monitor it started itself. The launcher
+# exits when its stdin reaches EOF (the agent that started it is gone), so an agent restarted
+# with new code never gets monitors forked from the old.
+
+MAX_REQUEST = 4096
+
+
+def serve(socket_path: str) -> None:
+    listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    if os.path.exists(socket_path):
+        os.unlink(socket_path)
+    listener.bind(socket_path)
+    listener.listen(128)
+    report("ready")  # bound: the runtime may connect
+    poll = select.poll()
+    poll.register(0, select.POLLIN)
+    poll.register(listener.fileno(), select.POLLIN)
+    while True:
+        ready = dict(poll.poll())
+        reap_children()
+        if ready.get(0) and not os.read(0, 4096):
+            listener.close()
+            os.unlink(socket_path)
+            return
+        if ready.get(listener.fileno()):
+            fd, _ = listener._accept()  # type: ignore[attr-defined]
+            launch(listener, _socket.socket(fileno=fd))
+
+
+def launch(listener: _socket.socket, conn: _socket.socket) -> None:
+    """Fork one monitor for the request on ``conn`` (the child's first fork exits at once)."""
+    request = b""
+    conn.settimeout(2)  # a client sends its line at once; a stuck one must not stall the rest
+    try:
+        while not request.endswith(b"\n") and len(request) < MAX_REQUEST:
+            chunk = conn.recv(MAX_REQUEST)
+            if not chunk:
+                break
+            request += chunk
+    except OSError:
+        conn.close()
+        return
+    state_dir = request.decode(errors="replace").strip()
+    conn.settimeout(None)  # blocking again: it becomes the monitor's stdout
+    if os.fork() == 0:
+        try:
+            listener.close()
+            os.dup2(conn.fileno(), 1)  # first: an error from here on reaches the client
+            conn.close()
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+            os.dup2(os.open(os.path.join(state_dir, "monitor.log"), flags, 0o640), 2)
+            main(state_dir)
+        except BaseException as err:  # reported to the client, never raised
+            with_error = "error " + (str(err) or repr(err)).replace("\n", " ")
+            try:
+                os.write(1, with_error.encode() + b"\n")
+            except OSError:
+                pass
+        os._exit(0)
+    conn.close()
+
+
+def reap_children() -> None:
+    """The launched monitors' first processes, which exit at once."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if sys.argv[1] == "--serve":
+        serve(sys.argv[2])
+    else:
+        main(sys.argv[1])
