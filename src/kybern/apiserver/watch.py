@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from kybern.api import kinds
+from kybern.api import fields, kinds
 from kybern.apiserver import errors, listing, query, registry, tables, watchcache
 from kybern.storage import backend as storage_backend
 from kybern.storage import errors as storage_errors
@@ -79,7 +79,11 @@ class WatchStream:
         self.accept = listing.versioned_matcher(info, match)
         self.resource = reg.cache.resource(info.storage_resource)
         self.watcher = watchcache.Watcher(
-            self.namespace, self.accept, WATCHER_CAPACITY, bookmarks=opts.allow_bookmarks
+            self.namespace,
+            self.accept,
+            WATCHER_CAPACITY,
+            bookmarks=opts.allow_bookmarks,
+            trigger=_trigger(self.resource, opts.field_selector),
         )
         self.encoder: tables.WatchEncoder | None = None  # None: plain JSON events
 
@@ -96,7 +100,7 @@ class WatchStream:
                 return None
             replay = [e for e in (watchcache.filter_event(ev, self.accept) for ev in buffered) if e]
             replay = [e for e in replay if not self.namespace or e.namespace == self.namespace]
-        self.resource.watchers.add(self.watcher)
+        self.resource.add_watcher(self.watcher)
         return replay
 
     def _initial_events(self) -> list[watchcache.CachedEvent]:
@@ -110,7 +114,16 @@ class WatchStream:
         return events
 
     def close(self) -> None:
-        self.resource.watchers.discard(self.watcher)
+        self.resource.remove_watcher(self.watcher)
+
+
+def _trigger(resource: watchcache.ResourceCache, field_selector: str) -> str | None:
+    """The value the selector requires of the resource's trigger field (a kubelet's
+    ``spec.nodeName=<node>``), if it requires one: the cache offers such a watcher only the
+    events of objects with that value."""
+    if not field_selector or resource.trigger_field is None:
+        return None
+    return fields.parse(field_selector).requires_exact_match(resource.trigger_field)
 
 
 INITIAL_END = "initial-events-end"  # the key of the bookmark that ends the initial events

@@ -6,6 +6,12 @@ the store's current revision, which makes them consistent reads); watches replay
 from a per-resource ring buffer and then follow live events. Each event is encoded once per
 API version and shared by every watcher of that version (kybern.apiserver.watch).
 
+The ring buffer also serves paged lists: each event keeps the object as it was before it, so
+the collection as of an earlier revision is the current objects with the keys changed since
+put back (kybern.apiserver.listing). Keys are kept sorted as they come and go, so a page is
+found by bisection. Watchers that select pods by ``spec.nodeName=<node>`` (every kubelet)
+are grouped by node, so an event is offered only to its node's watchers (``TRIGGERS``).
+
 Cached objects are shared and must be treated as immutable: copy before changing one.
 """
 
@@ -70,6 +76,10 @@ def decode(kv: storage_backend.KeyValue, revision: int | None = None) -> dict[st
 
 @dataclass(slots=True)
 class CachedEvent:
+    """One change. ``prev`` is the object as it was before the change (None for ADDED): for
+    MODIFIED it drives selector transitions, for MODIFIED and DELETED it lets a paged list
+    see the collection as it was at an earlier revision (``ResourceCache.changes_after``)."""
+
     type: str
     key: str
     namespace: str
@@ -86,11 +96,20 @@ class Watcher:
     """One client's watch: a bounded queue the cache pushes matching events into."""
 
     def __init__(
-        self, namespace: str, matches: Matcher, capacity: int, *, bookmarks: bool = False
+        self,
+        namespace: str,
+        matches: Matcher,
+        capacity: int,
+        *,
+        bookmarks: bool = False,
+        trigger: str | None = None,
     ) -> None:
         self.namespace = namespace
         self.bookmarks = bookmarks
         self.matches = matches
+        # The value the resource's trigger field must have (see TRIGGERS), when the
+        # watcher's selector requires one: the cache then offers it only such events.
+        self.trigger = trigger
         self.queue: asyncio.Queue[CachedEvent | None] = asyncio.Queue()
         self.capacity = capacity
         self.overflowed = False
@@ -132,6 +151,19 @@ def filter_event(event: CachedEvent, matches: Matcher) -> CachedEvent | None:
     return None
 
 
+def _node_name(obj: dict[str, Any] | None) -> str:
+    return str(((obj or {}).get("spec") or {}).get("nodeName") or "") if obj else ""
+
+
+# Per resource, a field that watchers often select by exact value, and how to read it from a
+# stored object: Kubernetes' "indexed triggers". Every kubelet watches its node's pods
+# (``spec.nodeName=<node>``); with a watcher set per value, a pod event costs the watchers
+# of its node, not one selector test per node in the cluster.
+TRIGGERS: dict[str, tuple[str, Callable[[dict[str, Any] | None], str]]] = {
+    "pods": ("spec.nodeName", _node_name),
+}
+
+
 class ResourceCache:
     """The objects and recent events of one storage resource."""
 
@@ -142,13 +174,54 @@ class ResourceCache:
         self.events: collections.deque[CachedEvent] = collections.deque(maxlen=capacity)
         # Every event with a revision above this is in `events`.
         self.window_start = start_revision
-        self.last_change = 0
-        self.watchers: set[Watcher] = set()
+        self.watchers: set[Watcher] = set()  # all of them (bookmarks, shutdown)
+        self._untriggered: set[Watcher] = set()
+        self._triggered: dict[str, set[Watcher]] = {}
+        trigger = TRIGGERS.get(resource)
+        self.trigger_field = trigger[0] if trigger else None
+        self._trigger_value = trigger[1] if trigger else None
+        self._index: dict[str, set[str]] | None = None  # trigger value -> keys
+        self._indexed = 0  # len(objects) when the index was last in step
+
+    def add_watcher(self, watcher: Watcher) -> None:
+        self.watchers.add(watcher)
+        if watcher.trigger is None or self._trigger_value is None:
+            self._untriggered.add(watcher)
+        else:
+            self._triggered.setdefault(watcher.trigger, set()).add(watcher)
+
+    def remove_watcher(self, watcher: Watcher) -> None:
+        self.watchers.discard(watcher)
+        self._untriggered.discard(watcher)
+        if watcher.trigger is not None:
+            same = self._triggered.get(watcher.trigger)
+            if same is not None:
+                same.discard(watcher)
+                if not same:
+                    del self._triggered[watcher.trigger]
+
+    def _offer(self, event: CachedEvent) -> None:
+        for watcher in tuple(self._untriggered):
+            watcher.offer(event)
+        if self._triggered and self._trigger_value is not None:
+            # A watcher selecting value V can only see an event whose object has V now or
+            # had it before (a DELETED or a selector transition): offer it to those two sets.
+            now, before = self._trigger_value(event.obj), self._trigger_value(event.prev)
+            for watcher in tuple(self._triggered.get(now, ())):
+                watcher.offer(event)
+            if before != now:
+                for watcher in tuple(self._triggered.get(before, ())):
+                    watcher.offer(event)
 
     def sorted_keys(self) -> list[str]:
-        if self._sorted is None:
-            self._sorted = sorted(self.objects)
-        return self._sorted
+        """Every key, sorted. Built once, then kept sorted by ``apply`` (an insort or a
+        delete per created or deleted key) rather than re-sorted after every change: a
+        LIST after a pod was created must not sort 150,000 keys again. Callers that fill
+        ``objects`` directly (start-up, relist, tests) change its size, which rebuilds it."""
+        keys = self._sorted
+        if keys is None or len(keys) != len(self.objects):
+            keys = self._sorted = sorted(self.objects)
+        return keys
 
     def key_range(self, prefix: str, start_after: str = "") -> tuple[list[str], int, int]:
         """(sorted keys, lo, hi): keys[lo:hi] are those under prefix after start_after."""
@@ -180,28 +253,97 @@ class ResourceCache:
             yield key
 
     def apply(self, event: CachedEvent) -> None:
+        before = self.objects.get(event.key)
         if event.type == DELETED:
-            self.objects.pop(event.key, None)
-            self._sorted = None
+            if self.objects.pop(event.key, None) is not None:
+                self._unsort(event.key)
         else:
-            if event.key not in self.objects:
-                self._sorted = None
+            if before is None:
+                self._insort(event.key)
             self.objects[event.key] = event.obj
+        self._reindex(event, before)
         if len(self.events) == self.events.maxlen:
             self.window_start = self.events[0].revision
         self.events.append(event)
-        self.last_change = event.revision
-        for watcher in tuple(self.watchers):
-            watcher.offer(event)
+        self._offer(event)
+
+    def indexed(self, value: str) -> set[str]:
+        """The keys whose trigger field (``TRIGGERS``) has ``value`` now: what a kubelet's
+        LIST of its node's pods needs, without testing every pod of the cluster. Built on
+        first use, then kept by ``apply``; rebuilt when ``objects`` was filled directly."""
+        index = self._index
+        if index is None or self._indexed != len(self.objects):
+            index = self._build_index()
+        return index.get(value, set())
+
+    def _build_index(self) -> dict[str, set[str]]:
+        index: dict[str, set[str]] = {}
+        value_of = self._trigger_value
+        if value_of is not None:
+            for key, obj in self.objects.items():
+                index.setdefault(value_of(obj), set()).add(key)
+        self._index, self._indexed = index, len(self.objects)
+        return index
+
+    def _reindex(self, event: CachedEvent, before: dict[str, Any] | None) -> None:
+        index, value_of = self._index, self._trigger_value
+        if index is None or value_of is None:
+            return
+        if self._indexed != len(self.objects) + (event.type == DELETED) - (before is None):
+            self._index = None  # out of step (filled directly): rebuilt on next use
+            return
+        if before is not None:
+            index.get(value_of(before), set()).discard(event.key)
+        if event.type != DELETED:
+            index.setdefault(value_of(event.obj), set()).add(event.key)
+        self._indexed = len(self.objects)
+
+    def _insort(self, key: str) -> None:
+        keys = self._sorted
+        if keys is not None and len(keys) == len(self.objects):
+            bisect.insort(keys, key)
+        else:
+            self._sorted = None
+
+    def _unsort(self, key: str) -> None:
+        keys = self._sorted
+        if keys is None:
+            return
+        i = bisect.bisect_left(keys, key)
+        if i < len(keys) and keys[i] == key and len(keys) == len(self.objects) + 1:
+            del keys[i]
+        else:
+            self._sorted = None
 
     def events_after(self, revision: int) -> list[CachedEvent] | None:
-        """Buffered events newer than revision, or None when the window no longer covers it."""
+        """Buffered events newer than revision, or None when the window no longer covers it.
+        Walks back from the newest event: the cost is the number of events returned."""
         if revision < self.window_start:
             return None
-        if not self.events or self.events[-1].revision <= revision:
-            return []
-        idx = bisect.bisect_right([e.revision for e in self.events], revision)
-        return list(self.events)[idx:]
+        newer: list[CachedEvent] = []
+        for event in reversed(self.events):
+            if event.revision <= revision:
+                break
+            newer.append(event)
+        newer.reverse()
+        return newer
+
+    def changes_after(
+        self, revision: int, prefix: str, start_after: str = ""
+    ) -> dict[str, CachedEvent] | None:
+        """The first event after ``revision`` of every key under prefix after start_after:
+        with it, a key's state at ``revision`` is known (absent if that event is ADDED,
+        else the event's ``prev``); keys without one are as they are now. None when the
+        window no longer covers the revision."""
+        events = self.events_after(revision)
+        if events is None:
+            return None
+        first: dict[str, CachedEvent] = {}
+        for event in events:
+            key = event.key
+            if key not in first and key.startswith(prefix) and key > start_after:
+                first[key] = event
+        return first
 
 
 class WatchCache:
@@ -294,6 +436,7 @@ class WatchCache:
                 watcher.queue.put_nowait(None)
             cache.objects.clear()
             cache._sorted = None
+            cache._index = None
         for key, kv in current.items():
             self.resource(split_key(key)[0]).objects[key] = decode(kv)
         self.revision = result.revision
@@ -301,20 +444,16 @@ class WatchCache:
     def _apply(self, event: storage_backend.Event) -> None:
         resource, namespace, _ = split_key(event.kv.key)
         revision = event.revision
+        cache = self.resource(resource)
+        prev_obj = cache.objects.get(event.kv.key)
         if event.type is storage_backend.EventType.DELETE:
-            prev = event.prev or event.kv
-            obj = decode(prev, revision)
-            cached = CachedEvent(DELETED, event.kv.key, namespace, obj, None, revision)
+            obj = decode(event.prev or event.kv, revision)
+            cached = CachedEvent(DELETED, event.kv.key, namespace, obj, prev_obj, revision)
         else:
             obj = decode(event.kv)
-            prev_obj = (
-                self._resources[resource].objects.get(event.kv.key)
-                if resource in self._resources
-                else None
-            )
             kind = ADDED if event.type is storage_backend.EventType.CREATE else MODIFIED
             cached = CachedEvent(kind, event.kv.key, namespace, obj, prev_obj, revision)
-        self.resource(resource).apply(cached)
+        cache.apply(cached)
         self.revision = revision
 
     def _wake(self) -> None:
