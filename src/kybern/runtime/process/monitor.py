@@ -499,6 +499,7 @@ def launch(listener: _socket.socket, conn: _socket.socket) -> None:
             listener.close()
             os.dup2(conn.fileno(), 1)  # first: an error from here on reaches the client
             conn.close()
+            os.dup2(os.open(os.devnull, os.O_RDONLY), 0)  # not the launcher's pipe from the agent
             flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
             os.dup2(os.open(os.path.join(state_dir, "monitor.log"), flags, 0o640), 2)
             main(state_dir)

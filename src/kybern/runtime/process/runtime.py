@@ -39,13 +39,16 @@ Behaviour worth knowing:
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import uuid
 from pathlib import Path
 
 from kybern.runtime import cri, monitored, registry
-from kybern.runtime.process import layout, procfs, streams, translate
+from kybern.runtime.process import launcher, layout, procfs, streams, translate
+
+log = logging.getLogger(__name__)
 
 MONITOR = str(Path(__file__).with_name("monitor.py"))
 MONITOR_START_TIMEOUT = 30.0
@@ -61,6 +64,9 @@ class ProcessRuntime(monitored.MonitoredRuntime[layout.SandboxRecord, layout.Con
     def __init__(self, options: registry.Options) -> None:
         super().__init__(options)
         self.paths: layout.Paths = layout.Paths(options.root)
+        self.launcher: launcher.Launcher | None = launcher.Launcher(
+            MONITOR, self.paths.root, timeout=MONITOR_START_TIMEOUT
+        )
         self.images: dict[str, cri.Image] = {}
         self.execs: dict[str, list[streams.ExecSession]] = {}
 
@@ -138,6 +144,24 @@ class ProcessRuntime(monitored.MonitoredRuntime[layout.SandboxRecord, layout.Con
 
     def _monitor_argv(self, directory: Path) -> list[str]:
         return [MONITOR, str(directory)]
+
+    async def _run_monitor(self, directory: Path) -> str:
+        """Forked by the launcher (no interpreter start per container); started directly
+        when the launcher cannot run or is lost half-way through a request."""
+        if self.launcher is not None:
+            try:
+                return await self.launcher.start_monitor(directory)
+            except launcher.LauncherError as exc:
+                log.warning("starting monitors directly: %s", exc)
+                self.launcher = None
+            except OSError as exc:  # unreachable (nothing asked): direct; the next restarts it
+                log.warning("monitor launcher unreachable (%s): starting this one directly", exc)
+        return await super()._run_monitor(directory)
+
+    async def close(self) -> None:
+        if self.launcher is not None:
+            await self.launcher.close()
+        await super().close()
 
     def _signal(self, pid: int, sig: int) -> None:
         streams.kill_group(pid, sig)  # the container is its main process's group
