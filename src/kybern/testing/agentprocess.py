@@ -8,6 +8,7 @@ each run logged (``kubelet ready`` once per start) and look for tracebacks at th
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -45,15 +46,42 @@ class AgentProcess:
 
 
 def monitors(data_dir: Path) -> list[int]:
-    """The process runtime's per-container monitor processes under data_dir."""
+    """The process runtime's per-container monitor processes under data_dir: started directly
+    (``monitor.py <state dir>``) or forked by the launcher (its command line, but running in
+    the container's state dir); not the launcher itself (it runs beside ``launcher.sock``)."""
     found = []
+    prefix = str(data_dir.resolve())
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         with contextlib.suppress(OSError):
             cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            if any(b"monitor.py" in arg for arg in cmdline) and any(
-                arg.startswith(str(data_dir).encode()) for arg in cmdline
+            if not any(b"monitor.py" in arg for arg in cmdline):
+                continue
+            cwd = os.readlink(entry / "cwd")
+            by_arg = any(arg.startswith(str(data_dir).encode()) for arg in cmdline)
+            forked = cwd.startswith(prefix) and not os.path.exists(
+                os.path.join(cwd, "launcher.sock")
+            )
+            if by_arg or forked:
+                found.append(int(entry.name))
+    return found
+
+
+def launchers(data_dir: Path) -> list[int]:
+    """The process runtime's monitor launchers (``monitor.py --serve``) under data_dir."""
+    found = []
+    prefix = str(data_dir.resolve())
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            cwd = os.readlink(entry / "cwd")
+            if (
+                b"--serve" in cmdline
+                and cwd.startswith(prefix)
+                and os.path.exists(os.path.join(cwd, "launcher.sock"))
             ):
                 found.append(int(entry.name))
     return found
