@@ -568,13 +568,14 @@ def main() -> None:
         help="cProfile the server during the LISTs or the quiet watch run instead",
     )
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
+    parser.add_argument("--no-write", action="store_true", help="never update RESULTS.md")
     args = parser.parse_args()
     _client.raise_fd_limit(4096)
     with tempfile.TemporaryDirectory(prefix="kybern-bench-list-") as tmp:
         rows, facts = run(args, Path(tmp))
     text = report(args, rows, facts)
     print(text)
-    if args.write and not args.profile:
+    if args.write and not args.no_write and not args.profile:
         _report.write_section(SECTION, text)
 
 

@@ -14,6 +14,7 @@ its own ``## ...`` section of bench/RESULTS.md (other sections are kept):
 - bench_proxy.py   -> "## Service proxy" (rule sync time at 1,000 and 10,000 services)
 - bench_scale.py   -> "## Scale ..." (10,000-replica Deployment on 1,000 simulated nodes;
   RSS and read latency with 5,000 nodes and 150,000 pods)
+- bench_list.py    -> "## LIST at scale" (paginated LISTs and watch fan-out with 150,000 pods)
 - bench_scheduler.py prints its table (pods/s through the full scheduling cycle on in-memory
   nodes); its numbers are copied into the "## Scheduler" section by hand
 
@@ -69,6 +70,7 @@ BENCHMARKS = (
         ("--only", "deployment", "--nodes", "100", "--replicas", "1000"),
     ),
     Benchmark("service-path", "bench_service_throughput.py", ("--write",), ("--quick",)),
+    Benchmark("list", "bench_list.py", ("--write",), ("--pods", "20000", "--reps", "1")),
 )
 
 

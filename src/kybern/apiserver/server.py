@@ -126,7 +126,7 @@ class APIServer:
         )
         await self.services.start(address=address, port=self.port)
         if self.config.tune_gc:
-            freezer = gctuning.HeapFreezer(self.cache.object_count)
+            freezer = gctuning.HeapFreezer(self.cache.object_count, self.cache.replaced_count)
             self._gc_task = asyncio.create_task(gctuning.run(freezer), name="gc-freezer")
 
     async def _bootstrap(self) -> None:

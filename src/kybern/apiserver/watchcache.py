@@ -361,6 +361,10 @@ class WatchCache:
         self._seq = itertools.count()
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = asyncio.Event()
+        # Cached objects replaced (updated, deleted or re-listed), ever: gctuning counts them
+        # because the cache's size alone misses the objects stored after a heap freeze in
+        # place of older ones.
+        self._replaced = 0
 
     def resource(self, name: str) -> ResourceCache:
         cache = self._resources.get(name)
@@ -387,6 +391,9 @@ class WatchCache:
 
     def object_count(self) -> int:
         return sum(len(cache.objects) for cache in self._resources.values())
+
+    def replaced_count(self) -> int:
+        return self._replaced
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -434,6 +441,7 @@ class WatchCache:
             for watcher in tuple(cache.watchers):
                 watcher.overflowed = True
                 watcher.queue.put_nowait(None)
+            self._replaced += len(cache.objects)
             cache.objects.clear()
             cache._sorted = None
             cache._index = None
@@ -453,6 +461,8 @@ class WatchCache:
             obj = decode(event.kv)
             kind = ADDED if event.type is storage_backend.EventType.CREATE else MODIFIED
             cached = CachedEvent(kind, event.kv.key, namespace, obj, prev_obj, revision)
+        if prev_obj is not None:
+            self._replaced += 1
         cache.apply(cached)
         self.revision = revision
 
