@@ -6,7 +6,8 @@ One reconcile of ``namespace/name`` (Kubernetes' DaemonSetsController.syncDaemon
    are for (``spec.nodeName``, or the node pinned by their node affinity).
 2. The template's ControllerRevision ``<set>-<hash>`` (``history``, shared with the
    StatefulSet controller); pods carry ``controller-revision-hash: <hash>``. Old revisions
-   are kept (no history truncation yet).
+   beyond ``revisionHistoryLimit`` (default 10) are deleted, oldest first, unless a pod
+   still runs them.
 3. For every node decide whether a daemon pod should run there (nodeSelector, required node
    affinity, NoSchedule/NoExecute taints against the template's tolerations plus the ones
    Kubernetes adds to every daemon pod) and whether an existing one may stay (only NoExecute
@@ -208,7 +209,13 @@ class DaemonSetController(workload.PodOwnerController):
             by_node.setdefault(node_of(pod), []).append(pod)
         if self.expectations.satisfied(key) and not ds["metadata"].get("deletionTimestamp"):
             await self.manage(key, ds, by_node, hash_)
-        return await self.update_status(ds, by_node, hash_)
+        result = await self.update_status(ds, by_node, hash_)
+        # Kubernetes' cleanupHistory: old revisions beyond revisionHistoryLimit go, oldest
+        # first, except those a pod still runs (its controller-revision-hash).
+        running = {(p["metadata"].get("labels") or {}).get(REVISION_LABEL) for p in owned}
+        live = {r["metadata"]["name"] for r in revisions if history.hash_of(ds, r) in running}
+        await history.truncate(self.client, ds, revisions, live | {revision["metadata"]["name"]})
+        return result
 
     # -- pods ----------------------------------------------------------------------------
 

@@ -254,3 +254,22 @@ class TestStatus:
             "numberUnavailable": 2,
             "observedGeneration": 3,
         }
+
+
+class TestHistory:
+    async def test_old_revisions_beyond_the_limit_go_unless_a_pod_runs_them(self) -> None:
+        owner = ds("agent:new", revisionHistoryLimit=2)
+        old = [ds(f"agent:{i}") for i in range(5)]
+        revisions = []
+        for i, o in enumerate(old):
+            rev = revision(o)
+            rev["revision"] = i + 1
+            revisions.append(rev)
+        current = revision(owner)
+        current["revision"] = 6
+        # a pod on n1 still runs the oldest revision: it stays whatever its age
+        cluster, controller = make(owner, *revisions, current, node("n1"), daemon_pod(old[0], "n1"))
+        await controller.reconcile(KEY)
+        deleted = {a.name for a in writes(cluster, "controllerrevisions", "delete")}
+        # 4 old revisions without pods, limit 2: the two oldest of them go
+        assert deleted == {revisions[1]["metadata"]["name"], revisions[2]["metadata"]["name"]}
