@@ -25,6 +25,10 @@ from kybern.proxy import backend
 
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = "/run/netns"
+# Parsing a big transaction (a full sync: 10,000 services are ~5 MB of text) takes ~200 MiB
+# of C heap that libnftables frees but malloc keeps: measured 273 MiB RSS after a full sync,
+# 74 MiB after malloc_trim. A process running `nft` would hand it back at its exit.
+TRIM_ABOVE = 256 * 1024  # bytes of text
 
 
 @functools.cache
@@ -74,9 +78,13 @@ class Context:
     def _run(self, text: str) -> None:
         if self._ctx is None:
             self._ctx = self._open()
-        if self._lib.nft_run_cmd_from_buffer(self._ctx, text.encode()) != 0:
-            err = (self._lib.nft_ctx_get_error_buffer(self._ctx) or b"").decode(errors="replace")
-            raise backend.ApplyError(f"nft: {err.strip()[:2000]}")
+        try:
+            if self._lib.nft_run_cmd_from_buffer(self._ctx, text.encode()) != 0:
+                err = self._lib.nft_ctx_get_error_buffer(self._ctx) or b""
+                raise backend.ApplyError(f"nft: {err.decode(errors='replace').strip()[:2000]}")
+        finally:
+            if len(text) > TRIM_ABOVE:
+                _trim_heap()
 
     def _open(self) -> int:
         if self._netns:
@@ -96,6 +104,18 @@ class Context:
         if self._ctx is not None:
             self._lib.nft_ctx_free(self._ctx)
             self._ctx = None
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None)
+
+
+def _trim_heap() -> None:
+    """Give the C heap's free memory back to the system (glibc; elsewhere a no-op)."""
+    trim = getattr(_libc(), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
 
 
 def _enter_netns(name: str) -> None:
