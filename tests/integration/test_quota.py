@@ -13,7 +13,7 @@ import pytest
 
 from kybern import client as kclient
 from kybern.api import kinds
-from kybern.apiserver import errors
+from kybern.apiserver import admission, errors
 from kybern.apiserver import quota as quota_
 from tests.integration.simcluster import SimCluster, sim_cluster
 
@@ -253,7 +253,7 @@ class TestConcurrency:
 
         async def admit(i: int) -> str:
             try:
-                await servers[i % 2].on_create(info, pod(f"p{i}"), dry_run=False)
+                await servers[i % 2].on_create(admission.Request(info), pod(f"p{i}"))
             except errors.StatusError as exc:
                 return exc.reason
             return "admitted"

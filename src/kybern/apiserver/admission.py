@@ -1,8 +1,8 @@
 """The admission chain: checks that run after validation and before a write is stored.
 
 Each plugin may change the object (defaults) or refuse a create, update or delete with a
-StatusError. A create or update also tells each plugin what Kubernetes' admission.Attributes
-do:
+StatusError. Each call gets a :class:`Request` with what Kubernetes' admission.Attributes
+carry besides the object:
 
 - ``dry_run``: the write will not be stored (``?dryRun=All``). A plugin judges it exactly
   like a real write (the same refusals) but records nothing outside the object: ResourceQuota
@@ -18,6 +18,7 @@ default_chain puts them together with LimitRanger, ServiceAccount and ResourceQu
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kybern.api import kinds
@@ -27,59 +28,41 @@ IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """The write a plugin admits: the resource, whether it is a dry run, the subresource."""
+
+    info: kinds.ResourceInfo
+    dry_run: bool = False
+    subresource: str = ""
+
+
 class Plugin(Protocol):
-    async def on_create(
-        self,
-        info: kinds.ResourceInfo,
-        obj: dict[str, Any],
-        *,
-        dry_run: bool,
-        subresource: str = "",
-    ) -> None: ...
+    async def on_create(self, req: Request, obj: Obj) -> None: ...
 
-    async def on_update(
-        self,
-        info: kinds.ResourceInfo,
-        new: dict[str, Any],
-        old: dict[str, Any],
-        *,
-        dry_run: bool,
-        subresource: str = "",
-    ) -> None: ...
+    async def on_update(self, req: Request, new: Obj, old: Obj) -> None: ...
 
-    async def on_delete(self, info: kinds.ResourceInfo, obj: dict[str, Any]) -> None: ...
+    async def on_delete(self, req: Request, obj: Obj) -> None: ...
 
 
 class Chain:
     def __init__(self, plugins: list[Plugin]) -> None:
         self.plugins = plugins
 
-    async def on_create(
-        self,
-        info: kinds.ResourceInfo,
-        obj: dict[str, Any],
-        *,
-        dry_run: bool,
-        subresource: str = "",
-    ) -> None:
+    async def on_create(self, req: Request, obj: Obj) -> None:
         for plugin in self.plugins:
-            await plugin.on_create(info, obj, dry_run=dry_run, subresource=subresource)
+            await plugin.on_create(req, obj)
 
-    async def on_update(
-        self,
-        info: kinds.ResourceInfo,
-        new: dict[str, Any],
-        old: dict[str, Any],
-        *,
-        dry_run: bool,
-        subresource: str = "",
-    ) -> None:
+    async def on_update(self, req: Request, new: Obj, old: Obj) -> None:
         for plugin in self.plugins:
-            await plugin.on_update(info, new, old, dry_run=dry_run, subresource=subresource)
+            await plugin.on_update(req, new, old)
 
-    async def on_delete(self, info: kinds.ResourceInfo, obj: dict[str, Any]) -> None:
+    async def on_delete(self, req: Request, obj: Obj) -> None:
         for plugin in self.plugins:
-            await plugin.on_delete(info, obj)
+            await plugin.on_delete(req, obj)
 
 
 class NamespaceLifecycle:
@@ -88,16 +71,10 @@ class NamespaceLifecycle:
     def __init__(self, cache: watchcache.WatchCache) -> None:
         self.cache = cache
 
-    async def on_create(
-        self,
-        info: kinds.ResourceInfo,
-        obj: dict[str, Any],
-        *,
-        dry_run: bool,
-        subresource: str = "",
-    ) -> None:
+    async def on_create(self, req: Request, obj: Obj) -> None:
         # Subresource creates too: Kubernetes refuses a pod eviction in a terminating
         # namespace (kubectl drain waits on the NamespaceTerminating cause).
+        info = req.info
         if not info.namespaced:
             return
         namespace = obj["metadata"].get("namespace", "")
@@ -132,19 +109,11 @@ class NamespaceLifecycle:
         key = watchcache.object_key("namespaces", "", name)
         return self.cache.resource("namespaces").objects.get(key)
 
-    async def on_update(
-        self,
-        info: kinds.ResourceInfo,
-        new: dict[str, Any],
-        old: dict[str, Any],
-        *,
-        dry_run: bool,
-        subresource: str = "",
-    ) -> None:
+    async def on_update(self, req: Request, new: Obj, old: Obj) -> None:
         return None
 
-    async def on_delete(self, info: kinds.ResourceInfo, obj: dict[str, Any]) -> None:
-        if info.kind == "Namespace" and obj["metadata"]["name"] in IMMORTAL_NAMESPACES:
+    async def on_delete(self, req: Request, obj: Obj) -> None:
+        if req.info.kind == "Namespace" and obj["metadata"]["name"] in IMMORTAL_NAMESPACES:
             raise errors.forbidden(
                 "namespaces", obj["metadata"]["name"], "", "this namespace may not be deleted"
             )
@@ -161,16 +130,10 @@ class DefaultTolerationSeconds:
     SECONDS = 300
     KEYS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
 
-    async def on_create(
-        self,
-        info: kinds.ResourceInfo,
-        obj: dict[str, Any],
-        *,
-        dry_run: bool,
-        subresource: str = "",
-    ) -> None:
+    async def on_create(self, req: Request, obj: Obj) -> None:
         spec = obj.get("spec")
-        if subresource or info.group or info.kind != "Pod" or not isinstance(spec, dict):
+        info = req.info
+        if req.subresource or info.group or info.kind != "Pod" or not isinstance(spec, dict):
             return
         tolerations = spec.get("tolerations")
         tolerations = tolerations if isinstance(tolerations, list) else []
@@ -186,18 +149,10 @@ class DefaultTolerationSeconds:
                 )
         spec["tolerations"] = tolerations
 
-    async def on_update(
-        self,
-        info: kinds.ResourceInfo,
-        new: dict[str, Any],
-        old: dict[str, Any],
-        *,
-        dry_run: bool,
-        subresource: str = "",
-    ) -> None:
+    async def on_update(self, req: Request, new: Obj, old: Obj) -> None:
         return None
 
-    async def on_delete(self, info: kinds.ResourceInfo, obj: dict[str, Any]) -> None:
+    async def on_delete(self, req: Request, obj: Obj) -> None:
         return None
 
 

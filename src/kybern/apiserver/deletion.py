@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kybern.api import kinds
-from kybern.apiserver import errors, query, registry
+from kybern.apiserver import admission, errors, query, registry
 
 ORPHAN = "orphan"
 FOREGROUND = "foregroundDeletion"
@@ -89,7 +89,7 @@ async def delete(
     for _ in range(registry.GUARANTEED_UPDATE_TRIES):
         current = registry.to_version(info, await reg.get(info, namespace, name))
         _check_preconditions(info, current, options)
-        await reg.admit.on_delete(info, current)
+        await reg.admit.on_delete(admission.Request(info, dry_run=options.dry_run), current)
         try:
             return await _delete_once(reg, info, current, options)
         except errors.StatusError as exc:

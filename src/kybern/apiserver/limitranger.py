@@ -16,10 +16,13 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kybern.api import kinds, resourcelist, validation
 from kybern.apiserver import errors, watchcache
+
+if TYPE_CHECKING:  # admission imports the plugins to build its chain
+    from kybern.apiserver import admission
 
 Obj = dict[str, Any]
 ANNOTATION = "kubernetes.io/limit-ranger"
@@ -38,30 +41,21 @@ class LimitRanger:
         prefix = watchcache.collection_prefix(RESOURCE, namespace)
         return [cache.objects[key] for key in cache.keys_in(prefix) if key in cache.objects]
 
-    async def on_create(
-        self, info: kinds.ResourceInfo, obj: Obj, *, dry_run: bool, subresource: str = ""
-    ) -> None:
+    async def on_create(self, req: admission.Request, obj: Obj) -> None:
         # A dry run is judged and defaulted like any create (it records nothing elsewhere);
         # subresources (a pod's eviction, a PVC's status) are not limited, as in Kubernetes.
-        if not subresource and info.group == "" and info.plural in _LIMITED:
+        info = req.info
+        if not req.subresource and info.group == "" and info.plural in _LIMITED:
             self._admit(info, obj)
 
-    async def on_update(
-        self,
-        info: kinds.ResourceInfo,
-        new: Obj,
-        old: Obj,
-        *,
-        dry_run: bool,
-        subresource: str = "",
-    ) -> None:
+    async def on_update(self, req: admission.Request, new: Obj, old: Obj) -> None:
         # Pod containers are immutable: only PVCs are checked again on update.
         deleting = (old.get("metadata") or {}).get("deletionTimestamp")
-        pvc = info.group == "" and info.plural == "persistentvolumeclaims"
-        if pvc and not subresource and not deleting:
-            self._admit(info, new)
+        pvc = req.info.group == "" and req.info.plural == "persistentvolumeclaims"
+        if pvc and not req.subresource and not deleting:
+            self._admit(req.info, new)
 
-    async def on_delete(self, info: kinds.ResourceInfo, obj: Obj) -> None:
+    async def on_delete(self, req: admission.Request, obj: Obj) -> None:
         return None
 
     def _admit(self, info: kinds.ResourceInfo, obj: Obj) -> None:

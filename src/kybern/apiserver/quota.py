@@ -33,12 +33,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from kybern.api import kinds, quotausage, resourcelist
 from kybern.apiserver import errors, watchcache
+
+if TYPE_CHECKING:  # admission imports the plugins to build its chain
+    from kybern.apiserver import admission
 from kybern.storage import backend as storage_backend
 from kybern.storage import errors as storage_errors
 
@@ -62,25 +65,15 @@ class ResourceQuotaAdmission:
         self.backend = backend
         self._locks: dict[str, _Lock] = {}
 
-    async def on_create(
-        self, info: kinds.ResourceInfo, obj: Obj, *, dry_run: bool, subresource: str = ""
-    ) -> None:
-        if not subresource:
-            await self._admit(info, obj, None, dry_run)
+    async def on_create(self, req: admission.Request, obj: Obj) -> None:
+        if not req.subresource:
+            await self._admit(req.info, obj, None, req.dry_run)
 
-    async def on_update(
-        self,
-        info: kinds.ResourceInfo,
-        new: Obj,
-        old: Obj,
-        *,
-        dry_run: bool,
-        subresource: str = "",
-    ) -> None:
-        if not subresource:
-            await self._admit(info, new, old, dry_run)
+    async def on_update(self, req: admission.Request, new: Obj, old: Obj) -> None:
+        if not req.subresource:
+            await self._admit(req.info, new, old, req.dry_run)
 
-    async def on_delete(self, info: kinds.ResourceInfo, obj: Obj) -> None:
+    async def on_delete(self, req: admission.Request, obj: Obj) -> None:
         return None
 
     def quotas(self, namespace: str) -> list[Obj]:

@@ -223,7 +223,7 @@ class Registry:
         dry_run: bool,
         field_manager: str | None,
     ) -> dict[str, Any]:
-        await self.admit.on_create(info, obj, dry_run=dry_run)
+        await self.admit.on_create(admission.Request(info, dry_run=dry_run), obj)
         managedfields.update(None, obj, manager=field_manager, now=strategy.now_rfc3339())
         if dry_run:
             await self._refuse_taken_name(info, obj)
@@ -480,7 +480,8 @@ class Registry:
         verified: bool = True,
     ) -> dict[str, Any]:
         name = current["metadata"]["name"]
-        await self.admit.on_update(info, new, current, dry_run=dry_run, subresource=subresource)
+        request = admission.Request(info, dry_run=dry_run, subresource=subresource)
+        await self.admit.on_update(request, new, current)
         managedfields.update(
             current,
             new,

@@ -32,10 +32,12 @@ from __future__ import annotations
 
 import asyncio
 import random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kybern.api import kinds
 from kybern.apiserver import errors, watchcache
+
+if TYPE_CHECKING:  # admission imports the plugins to build its chain
+    from kybern.apiserver import admission
 
 DEFAULT_ACCOUNT = "default"
 VOLUME_PREFIX = "kube-api-access-"
@@ -121,16 +123,9 @@ class ServiceAccountAdmission:
         self.cache = cache
         self.require_accounts = require_accounts
 
-    async def on_create(
-        self,
-        info: kinds.ResourceInfo,
-        obj: dict[str, Any],
-        *,
-        dry_run: bool,
-        subresource: str = "",
-    ) -> None:
+    async def on_create(self, req: admission.Request, obj: dict[str, Any]) -> None:
         spec = obj.get("spec")
-        if info.group or info.kind != "Pod" or not isinstance(spec, dict):
+        if req.info.group or req.info.kind != "Pod" or not isinstance(spec, dict):
             return  # an Eviction (the pods/eviction create) has no spec: skipped too
         meta = obj.get("metadata") or {}
         if MIRROR_ANNOTATION in (meta.get("annotations") or {}):
@@ -160,17 +155,11 @@ class ServiceAccountAdmission:
             ]
 
     async def on_update(
-        self,
-        info: kinds.ResourceInfo,
-        new: dict[str, Any],
-        old: dict[str, Any],
-        *,
-        dry_run: bool,
-        subresource: str = "",
+        self, req: admission.Request, new: dict[str, Any], old: dict[str, Any]
     ) -> None:
         return None
 
-    async def on_delete(self, info: kinds.ResourceInfo, obj: dict[str, Any]) -> None:
+    async def on_delete(self, req: admission.Request, obj: dict[str, Any]) -> None:
         return None
 
     def _lookup(self, namespace: str, name: str) -> dict[str, Any] | None:

@@ -24,7 +24,7 @@ def pod(*tolerations: dict[str, Any]) -> dict[str, Any]:
 
 async def admit(obj: dict[str, Any]) -> list[dict[str, Any]]:
     assert PODS is not None
-    await admission.DefaultTolerationSeconds().on_create(PODS, obj, dry_run=False)
+    await admission.DefaultTolerationSeconds().on_create(admission.Request(PODS), obj)
     return list(obj["spec"].get("tolerations") or [])
 
 
@@ -71,7 +71,7 @@ async def test_other_kinds_are_untouched() -> None:
     info = kinds.lookup("", "v1", "configmaps")
     assert info is not None
     obj: dict[str, Any] = {"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {}}
-    await admission.DefaultTolerationSeconds().on_create(info, obj, dry_run=False)
+    await admission.DefaultTolerationSeconds().on_create(admission.Request(info), obj)
     assert obj == {"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {}}
 
 
@@ -79,6 +79,6 @@ async def test_a_subresource_create_is_untouched() -> None:
     assert PODS is not None
     eviction: dict[str, Any] = {"kind": "Eviction", "metadata": {"name": "p"}, "spec": {}}
     await admission.DefaultTolerationSeconds().on_create(
-        PODS, eviction, dry_run=False, subresource="eviction"
+        admission.Request(PODS, subresource="eviction"), eviction
     )
     assert eviction["spec"] == {}

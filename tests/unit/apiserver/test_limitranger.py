@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from kybern.api import kinds
-from kybern.apiserver import errors, limitranger, watchcache
+from kybern.apiserver import admission, errors, limitranger, watchcache
 
 pytestmark = pytest.mark.timeout(10)
 Obj = dict[str, Any]
@@ -51,7 +51,7 @@ async def admit(obj: Obj, *ranges: Obj, plural: str = "pods") -> Obj:
     info = kinds.lookup("", "v1", plural)
     assert info is not None
     plugin = limitranger.LimitRanger(FakeCache(*ranges))  # type: ignore[arg-type]
-    await plugin.on_create(info, obj, dry_run=False)
+    await plugin.on_create(admission.Request(info), obj)
     return obj
 
 
@@ -182,10 +182,12 @@ class TestDryRunAndSubresources:
         defaults = limit_range({"type": "Container", "default": {"cpu": "1"}, "max": {"cpu": "1"}})
         plugin = limitranger.LimitRanger(FakeCache(defaults))  # type: ignore[arg-type]
         dry = pod(container())
-        await plugin.on_create(info, dry, dry_run=True)
+        await plugin.on_create(admission.Request(info, dry_run=True), dry)
         assert dry["spec"]["containers"][0]["resources"]["limits"] == {"cpu": "1"}
         with pytest.raises(errors.StatusError) as refused:
-            await plugin.on_create(info, pod(container(limits={"cpu": "2"})), dry_run=True)
+            await plugin.on_create(
+                admission.Request(info, dry_run=True), pod(container(limits={"cpu": "2"}))
+            )
         assert refused.value.code == 403
 
     async def test_a_pvc_status_update_is_not_limited(self) -> None:
@@ -198,9 +200,9 @@ class TestDryRunAndSubresources:
             "spec": {"resources": {"requests": {"storage": "5Gi"}}},
         }
         bound = {**pvc, "status": {"phase": "Bound"}}
-        await plugin.on_update(info, bound, pvc, dry_run=False, subresource="status")
+        await plugin.on_update(admission.Request(info, subresource="status"), bound, pvc)
         with pytest.raises(errors.StatusError):
-            await plugin.on_update(info, bound, pvc, dry_run=False)
+            await plugin.on_update(admission.Request(info), bound, pvc)
 
     async def test_a_pod_eviction_is_not_a_pod(self) -> None:
         eviction = {"kind": "Eviction", "metadata": {"name": "x", "namespace": "ns"}}
@@ -209,5 +211,5 @@ class TestDryRunAndSubresources:
         assert info is not None
         ranges = limit_range({"type": "Container", "default": {"cpu": "1"}})
         plugin = limitranger.LimitRanger(FakeCache(ranges))  # type: ignore[arg-type]
-        await plugin.on_create(info, eviction, dry_run=False, subresource="eviction")
+        await plugin.on_create(admission.Request(info, subresource="eviction"), eviction)
         assert eviction == before

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from kybern.api import kinds, quotausage, resourcelist
-from kybern.apiserver import errors, quota, watchcache
+from kybern.apiserver import admission, errors, quota, watchcache
 
 pytestmark = pytest.mark.timeout(10)
 Obj = dict[str, Any]
@@ -278,16 +278,20 @@ class TestDryRun:
 
     async def test_a_real_create_is_charged_and_a_dry_run_is_not(self) -> None:
         plugin, backend = plugin_with(rq("q", {"pods": "2"}))
-        await plugin.on_create(PODS_INFO, pod(container(), name="dry"), dry_run=True)
+        await plugin.on_create(
+            admission.Request(PODS_INFO, dry_run=True), pod(container(), name="dry")
+        )
         assert backend.writes == []
-        await plugin.on_create(PODS_INFO, pod(container(), name="real"), dry_run=False)
+        await plugin.on_create(admission.Request(PODS_INFO), pod(container(), name="real"))
         assert [w["status"]["used"] for w in backend.writes] == [{"pods": "1"}]
 
     @pytest.mark.parametrize("dry_run", [True, False])
     async def test_a_dry_run_is_refused_like_the_real_create(self, dry_run: bool) -> None:
         plugin, backend = plugin_with(rq("q", {"pods": "1"}, {"pods": "1"}))
         with pytest.raises(errors.StatusError) as refused:
-            await plugin.on_create(PODS_INFO, pod(container(), name="x"), dry_run=dry_run)
+            await plugin.on_create(
+                admission.Request(PODS_INFO, dry_run=dry_run), pod(container(), name="x")
+            )
         assert refused.value.code == 403
         assert refused.value.message == (
             'pods "x" is forbidden: exceeded quota: q, requested: pods=1, used: pods=1, '
@@ -298,12 +302,16 @@ class TestDryRun:
     async def test_a_dry_run_update_that_grows_usage_is_checked_not_charged(self) -> None:
         plugin, backend = plugin_with(rq("ports", {"services.nodeports": "1"}))
         old = service(1)
-        await plugin.on_update(SERVICES, service(1, "NodePort"), old, dry_run=True)
+        await plugin.on_update(
+            admission.Request(SERVICES, dry_run=True), service(1, "NodePort"), old
+        )
         assert backend.writes == []
         with pytest.raises(errors.StatusError) as refused:
-            await plugin.on_update(SERVICES, service(2, "NodePort"), service(2), dry_run=True)
+            await plugin.on_update(
+                admission.Request(SERVICES, dry_run=True), service(2, "NodePort"), service(2)
+            )
         assert "exceeded quota: ports, requested: services.nodeports=2" in refused.value.message
-        await plugin.on_update(SERVICES, service(1, "NodePort"), old, dry_run=False)
+        await plugin.on_update(admission.Request(SERVICES), service(1, "NodePort"), old)
         assert [w["status"]["used"] for w in backend.writes] == [{"services.nodeports": "1"}]
 
 
@@ -313,11 +321,11 @@ class TestSubresources:
     async def test_an_eviction_is_not_a_pod_create(self) -> None:
         plugin, backend = plugin_with(rq("q", {"pods": "0"}))
         eviction = {"kind": "Eviction", "metadata": {"name": "p", "namespace": "ns"}}
-        await plugin.on_create(PODS_INFO, eviction, dry_run=False, subresource="eviction")
+        await plugin.on_create(admission.Request(PODS_INFO, subresource="eviction"), eviction)
         assert backend.writes == []
 
     async def test_a_status_update_is_not_judged(self) -> None:
         plugin, backend = plugin_with(rq("ports", {"services.nodeports": "0"}))
         new, old = service(1, "NodePort"), service(1)
-        await plugin.on_update(SERVICES, new, old, dry_run=False, subresource="status")
+        await plugin.on_update(admission.Request(SERVICES, subresource="status"), new, old)
         assert backend.writes == []

@@ -7,7 +7,7 @@ from typing import Any, cast
 import pytest
 
 from kybern.api import kinds
-from kybern.apiserver import errors, watchcache
+from kybern.apiserver import admission, errors, watchcache
 from kybern.apiserver import serviceaccount_admission as sa_admission
 
 pytestmark = pytest.mark.timeout(10)
@@ -56,7 +56,7 @@ def pod(**spec: Any) -> dict[str, Any]:
 
 async def admit(cache: FakeCache, obj: dict[str, Any], require: bool | None = None) -> None:
     assert PODS is not None
-    await plugin(cache, require).on_create(PODS, obj, dry_run=False)
+    await plugin(cache, require).on_create(admission.Request(PODS), obj)
 
 
 async def test_mounting_twice_changes_nothing() -> None:
@@ -142,5 +142,5 @@ async def test_other_kinds_pass_untouched() -> None:
     info = kinds.lookup("", "v1", "configmaps")
     assert info is not None
     obj: dict[str, Any] = {"metadata": {"name": "c", "namespace": "team"}, "spec": {}}
-    await plugin(FakeCache()).on_create(info, obj, dry_run=False)
+    await plugin(FakeCache()).on_create(admission.Request(info), obj)
     assert obj["spec"] == {}

@@ -37,7 +37,7 @@ from aiohttp import web
 
 from kybern.api import errors as api_errors
 from kybern.api import kinds, labels
-from kybern.apiserver import codec, deletion, errors, registry, strategy, watchcache
+from kybern.apiserver import admission, codec, deletion, errors, registry, strategy, watchcache
 from kybern.apiserver.handlers import context
 
 EVICTION_VERSIONS = ("policy/v1", "policy/v1beta1")
@@ -100,9 +100,8 @@ async def _admit(
 ) -> None:
     """The admission chain on the eviction (step 0 above), in the URL's namespace and name."""
     meta = {**(eviction.get("metadata") or {}), "name": call.name, "namespace": call.namespace}
-    await call.registry.admit.on_create(
-        call.info, {**eviction, "metadata": meta}, dry_run=options.dry_run, subresource="eviction"
-    )
+    request = admission.Request(call.info, dry_run=options.dry_run, subresource="eviction")
+    await call.registry.admit.on_create(request, {**eviction, "metadata": meta})
 
 
 # -- pods and budgets ----------------------------------------------------------------------
