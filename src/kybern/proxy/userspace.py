@@ -253,6 +253,8 @@ async def _serve_tcp(listener: Listener, conn: socket.socket, client: str) -> No
             await relay.relay(conn, upstream)
         finally:
             upstream.close()
+    except OSError as exc:  # the client went away before the relay began
+        log.debug("userspace proxy: connection from %s: %s", client, exc)
     finally:
         conn.close()
 
