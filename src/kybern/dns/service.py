@@ -15,6 +15,7 @@ import logging
 from typing import Any
 
 from kybern import client as kclient
+from kybern.api import fixedendpoints
 from kybern.client import errors
 
 log = logging.getLogger(__name__)
@@ -23,8 +24,6 @@ NAME, NAMESPACE = "kube-dns", "kube-system"
 DEFAULT_CLUSTER_IP = "10.43.0.10"
 SERVICE_PORT = 53
 INTERVAL = 10.0
-SKIP_MIRROR = "endpointslice.kubernetes.io/skip-mirror"
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 MANAGED_BY = "kybern-dns"
 LABELS = {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"}
@@ -53,36 +52,17 @@ def service_ports(target_port: int) -> list[Obj]:
 
 
 def endpoints(address: str, port: int) -> Obj:
-    return {
-        "apiVersion": "v1",
-        "kind": "Endpoints",
-        "metadata": {
-            "name": NAME,
-            "namespace": NAMESPACE,
-            "labels": {**LABELS, SKIP_MIRROR: "true"},
-        },
-        "subsets": [
-            {
-                "addresses": [{"ip": address}],
-                "ports": [{"name": n, "port": port, "protocol": p} for n, p in PORTS],
-            }
-        ],
-    }
+    return fixedendpoints.endpoints(NAME, NAMESPACE, address, _ports(port), LABELS)
 
 
 def endpoint_slice(address: str, port: int) -> Obj:
-    return {
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": {
-            "name": NAME,
-            "namespace": NAMESPACE,
-            "labels": {**LABELS, SERVICE_NAME_LABEL: NAME, MANAGED_BY_LABEL: MANAGED_BY},
-        },
-        "addressType": "IPv6" if ":" in address else "IPv4",
-        "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
-        "ports": [{"name": n, "port": port, "protocol": p} for n, p in PORTS],
-    }
+    slice_ = fixedendpoints.endpoint_slice(NAME, NAMESPACE, address, _ports(port), LABELS)
+    slice_["metadata"]["labels"][MANAGED_BY_LABEL] = MANAGED_BY
+    return slice_
+
+
+def _ports(port: int) -> list[fixedendpoints.Port]:
+    return [(name, port, proto) for name, proto in PORTS]
 
 
 class DNSService:
@@ -133,7 +113,7 @@ class DNSService:
             await self._delete("v1", "Service")
             await self._create(service(self.cluster_ip, self.port))
             return
-        if _ports_match(spec.get("ports"), wanted) and spec.get("selector") is None:
+        if fixedendpoints.ports_match(spec.get("ports"), wanted) and spec.get("selector") is None:
             return
         current["spec"]["ports"] = wanted
         current["spec"].pop("selector", None)
@@ -143,14 +123,8 @@ class DNSService:
         current = await self._current(wanted["kind"], wanted["apiVersion"])
         if current is None:
             await self._create(wanted)
-            return
-        labels = (current.get("metadata") or {}).get("labels") or {}
-        labels_kept = all(labels.get(k) == v for k, v in wanted["metadata"]["labels"].items())
-        if all(current.get(k) == wanted[k] for k in compared) and labels_kept:
-            return
-        current.update({k: wanted[k] for k in compared})
-        current["metadata"].setdefault("labels", {}).update(wanted["metadata"]["labels"])
-        await self._update(current)
+        elif (updated := fixedendpoints.corrected(current, wanted, compared)) is not None:
+            await self._update(updated)
 
     async def _create(self, body: Obj) -> None:
         try:
@@ -169,12 +143,3 @@ class DNSService:
             await self.client.delete(api_version, kind, NAME, namespace=NAMESPACE)
         except errors.NotFound:
             pass
-
-
-def _ports_match(current: Any, wanted: list[Obj]) -> bool:
-    if not isinstance(current, list) or len(current) != len(wanted):
-        return False
-    return all(
-        isinstance(c, dict) and {k: c.get(k) for k in w} == w
-        for c, w in zip(current, wanted, strict=True)
-    )

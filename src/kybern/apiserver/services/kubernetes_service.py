@@ -15,7 +15,7 @@ import logging
 import socket
 from typing import Any
 
-from kybern.api import kinds
+from kybern.api import fixedendpoints, kinds
 from kybern.apiserver import errors, registry
 
 log = logging.getLogger(__name__)
@@ -24,8 +24,6 @@ NAME, NAMESPACE = "kubernetes", "default"
 PORT_NAME = "https"
 SERVICE_PORT = 443
 INTERVAL = 10.0  # Kubernetes' default endpoint reconciler interval
-SKIP_MIRROR = "endpointslice.kubernetes.io/skip-mirror"
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
 def advertise_address(bind_address: str) -> str:
@@ -65,32 +63,11 @@ def _service_port(target_port: int) -> Obj:
 
 
 def endpoints(address: str, port: int) -> Obj:
-    return {
-        "apiVersion": "v1",
-        "kind": "Endpoints",
-        "metadata": {"name": NAME, "namespace": NAMESPACE, "labels": {SKIP_MIRROR: "true"}},
-        "subsets": [
-            {
-                "addresses": [{"ip": address}],
-                "ports": [{"name": PORT_NAME, "port": port, "protocol": "TCP"}],
-            }
-        ],
-    }
+    return fixedendpoints.endpoints(NAME, NAMESPACE, address, [(PORT_NAME, port, "TCP")], {})
 
 
 def endpoint_slice(address: str, port: int) -> Obj:
-    return {
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": {
-            "name": NAME,
-            "namespace": NAMESPACE,
-            "labels": {SERVICE_NAME_LABEL: NAME},
-        },
-        "addressType": "IPv6" if ":" in address else "IPv4",
-        "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
-        "ports": [{"name": PORT_NAME, "port": port, "protocol": "TCP"}],
-    }
+    return fixedendpoints.endpoint_slice(NAME, NAMESPACE, address, [(PORT_NAME, port, "TCP")], {})
 
 
 class KubernetesService:
@@ -130,7 +107,9 @@ class KubernetesService:
             return
         spec = current.get("spec") or {}
         wanted = [_service_port(self.port)]
-        if spec.get("type") == "ClusterIP" and _ports_match(spec.get("ports"), wanted):
+        if spec.get("type") == "ClusterIP" and fixedendpoints.ports_match(
+            spec.get("ports"), wanted
+        ):
             return
         updated = registry.json_copy(current)
         updated["spec"]["type"] = "ClusterIP"
@@ -144,14 +123,8 @@ class KubernetesService:
         current = await self.reg.current(info, NAMESPACE, NAME)
         if current is None:
             await self._create(info, wanted)
-            return
-        if all(current.get(k) == wanted[k] for k in compared) and _labels_kept(current, wanted):
-            return
-        updated = registry.json_copy(current)
-        updated.update({k: wanted[k] for k in compared})
-        labels = updated["metadata"].setdefault("labels", {})
-        labels.update(wanted["metadata"]["labels"])
-        await self._update(info, updated)
+        elif (updated := fixedendpoints.corrected(current, wanted, compared)) is not None:
+            await self._update(info, updated)
 
     async def _create(self, info: kinds.ResourceInfo, body: Obj) -> None:
         try:
@@ -166,21 +139,6 @@ class KubernetesService:
         except errors.StatusError as exc:
             if exc.reason not in ("Conflict", "NotFound"):  # the next pass looks again
                 raise
-
-
-def _ports_match(current: Any, wanted: list[Obj]) -> bool:
-    if not isinstance(current, list) or len(current) != len(wanted):
-        return False
-    return all(
-        {k: c.get(k) for k in w} == w
-        for c, w in zip(current, wanted, strict=True)
-        if isinstance(c, dict)
-    )
-
-
-def _labels_kept(current: Obj, wanted: Obj) -> bool:
-    labels = (current.get("metadata") or {}).get("labels") or {}
-    return all(labels.get(k) == v for k, v in wanted["metadata"]["labels"].items())
 
 
 def _info(group: str, version: str, plural: str) -> kinds.ResourceInfo:
