@@ -15,7 +15,6 @@ import shutil
 import socket
 import subprocess
 import tarfile
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,9 +25,11 @@ import pytest
 
 from kybern.network import cni, netns
 from kybern.network import config as network_config
-from kybern.runtime import cri, crilog, registry
+from kybern.runtime import cri, registry
 from kybern.runtime.images import model
 from kybern.runtime.oci import OciRuntime, cgroups
+from tests.support import waiting
+from tests.support.waiting import log_text
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="real containers need root"),
@@ -41,25 +42,7 @@ pytestmark = [
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], within: float = 15.0) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within}s (last: {result!r})")
-        await asyncio.sleep(0.01)
-
-
-def log_text(path: Path) -> str:
-    if not path.exists():
-        return ""
-    out = []
-    for line in path.read_bytes().splitlines():
-        entry = crilog.parse_line(line)
-        assert entry is not None
-        out.append(entry.content + (b"" if entry.partial else b"\n"))
-    return b"".join(out).decode()
+    return await waiting.eventually(check, within)
 
 
 def busybox_layer(directory: Path) -> Path:

@@ -3,41 +3,18 @@ and helpers that wait on conditions with deadlines (never fixed sleeps)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kybern.runtime import cri, crilog, registry
+from kybern.runtime import cri, registry
 from kybern.runtime.process import ProcessRuntime, create
+from tests.support.waiting import eventually, log_text
 
-
-async def eventually(check: Callable[[], Awaitable[Any]], within: float = 10.0) -> Any:
-    """Poll ``check`` until it returns something truthy; fail after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within}s (last: {result!r})")
-        await asyncio.sleep(0.01)
-
-
-def log_text(path: Path) -> str:
-    """The log's content joined back as ``kubectl logs`` shows it (both streams)."""
-    if not path.exists():
-        return ""
-    out = []
-    for line in path.read_bytes().splitlines():
-        entry = crilog.parse_line(line)
-        assert entry is not None, line
-        out.append(entry.content + (b"" if entry.partial else b"\n"))
-    return b"".join(out).decode()
+__all__ = ["Pod", "eventually", "log_text"]
 
 
 @dataclass
